@@ -1,0 +1,80 @@
+"""Diagnostics: what the parser and the checker say about a ruleset.
+
+A diagnostic has a stable code (see `codes.py`), a severity, a one-line message, the span of the
+fault, an optional label shown under the caret, and notes. Passes collect them; nothing raises
+for a user's mistake.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .source import Span
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    code: str
+    severity: Severity
+    message: str
+    span: Span
+    label: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+
+MAX_DIAGNOSTICS = 20
+
+
+def error(code: str, message: str, span: Span, label: str = "", *notes: str) -> Diagnostic:
+    return Diagnostic(code, Severity.ERROR, message, span, label, tuple(notes))
+
+
+def warning(code: str, message: str, span: Span, label: str = "", *notes: str) -> Diagnostic:
+    return Diagnostic(code, Severity.WARNING, message, span, label, tuple(notes))
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt word, if one is close enough."""
+    pool = sorted(set(candidates))
+    matches = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in pool}
+        if word.lower() in lowered:
+            return lowered[word.lower()]
+        return None
+    return matches[0]
+
+
+def hint(word: str, candidates: Iterable[str]) -> str:
+    """` (did you mean `x`?)` or the empty string."""
+    best = did_you_mean(word, candidates)
+    return f" (did you mean `{best}`?)" if best else ""
+
+
+def sort_and_limit(
+    diagnostics: Iterable[Diagnostic], limit: int = MAX_DIAGNOSTICS
+) -> list[Diagnostic]:
+    """Sorted by location, de-duplicated, at most `limit` (errors kept before warnings)."""
+    seen: set[tuple[str, int, str]] = set()
+    unique: list[Diagnostic] = []
+    for d in diagnostics:
+        key = (d.span.path, d.span.start, d.message)
+        if key not in seen:
+            seen.add(key)
+            unique.append(d)
+    errors = [d for d in unique if d.is_error]
+    warnings = [d for d in unique if not d.is_error]
+    kept = (errors + warnings)[:limit]
+    return sorted(kept, key=lambda d: (d.span.sort_key(), d.code))

@@ -1,0 +1,671 @@
+"""Text to syntax tree: `parse(source) -> (RuleFile, diagnostics)`.
+
+Lark LALR with positions; a `v_args(meta=True)` transformer builds `ast` nodes. No Lark type leaves
+this module. Parsing never raises for bad input: a syntax error becomes a diagnostic, and parsing
+resumes at the next top-level declaration so that one run reports every broken declaration.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+from lark.tree import Meta
+
+from . import ast
+from .diagnostics import Diagnostic, error
+from .source import Source, Span
+
+__all__ = ["parse", "parse_expression"]
+
+MAX_PARSE_ERRORS = 20
+
+
+# Human names for terminals in "expected ..." messages.
+TERMINAL_NAMES: dict[str, str] = {
+    "NAME": "a name",
+    "STRING": 'a string in double quotes ("...")',
+    "NUMBER": "a number",
+    "INT": "a whole number",
+    "DURATION": "a duration such as 30s, 15m, 2h, 7d or 2w",
+    "TIME_OF_DAY": "a time of day such as 21:00",
+    "TIMESTAMP": "a timestamp such as 2026-11-20T10:00:00Z",
+    "COMPARE_OP": "a comparison",
+    "ADD_OP": "`+` or `-`",
+    "MUL_OP": "`*` or `/`",
+    "SCORE_OP": "`+=` or `-=`",
+    "FOLLOWED_BY": "`followed by`",
+    "NOT_FOLLOWED_BY": "`not followed by`",
+    "IS_NULL": "`is null`",
+    "IS_NOT_NULL": "`is not null`",
+    "NO": "`no`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "COLON": "`:`",
+    "DOT": "`.`",
+    "EQUAL": "`=`",
+    "MINUS": "`-`",
+    "$END": "the end of the file",
+}
+
+
+# What a token that stands where it cannot is, in words (for "unexpected ...").
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    text = str(token)
+    if token.type == "STRING":
+        return f"the string {text}"
+    if token.type in ("NUMBER", "INT"):
+        return f"the number {text}"
+    if token.type == "NAME":
+        return f"`{text}`"
+    return f"`{text}`"
+
+
+@cache
+def _parser() -> Lark:
+    return Lark.open(
+        "grammar.lark",
+        rel_to=__file__,
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        cache=False,
+    )
+
+
+# ---------------------------------------------------------------------------- transformer
+
+
+def _unquote(text: str) -> str:
+    body = text[1:-1]
+    if "\\" not in body:
+        return body
+    out: list[str] = []
+    i = 0
+    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "/": "/"}
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if (
+                nxt == "u"
+                and i + 5 < len(body) + 0
+                and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6])
+            ):
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
+                i += 6
+                continue
+            out.append(escapes.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+class _Build(Transformer[Token, Any]):
+    """Lark tree -> ast nodes. Method names are the grammar's `->` aliases."""
+
+    def __init__(self, source: Source, offset: int = 0) -> None:
+        super().__init__()
+        self.source = source
+        self.offset = offset  # where the parsed text starts in the file
+
+    # ------------------------------------------------------------------ helpers
+    def _span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return self.source.span(self.offset, self.offset)
+        return self.source.span(meta.start_pos + self.offset, meta.end_pos + self.offset)
+
+    def _tok(self, token: Token) -> Span:
+        start = (token.start_pos or 0) + self.offset
+        end = token.end_pos + self.offset if token.end_pos is not None else start + len(token)
+        return self.source.span(start, end)
+
+    def _string(self, token: Token) -> ast.Literal:
+        return ast.Literal(_unquote(str(token)), self._tok(token))
+
+    # ------------------------------------------------------------------ basics
+    @v_args(meta=True)
+    def name(self, meta: Meta, children: list[Token]) -> ast.Name:
+        return ast.Name(str(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def duration(self, meta: Meta, children: list[Token]) -> ast.Duration:
+        text = str(children[0])
+        return ast.Duration(int(text[:-1]), text[-1], self._span(meta))
+
+    @v_args(meta=True)
+    def time_of_day(self, meta: Meta, children: list[Token]) -> ast.TimeOfDay:
+        hour, minute = str(children[0]).split(":")
+        return ast.TimeOfDay(int(hour), int(minute), self._span(meta))
+
+    @v_args(meta=True)
+    def timestamp(self, meta: Meta, children: list[Token]) -> ast.Timestamp:
+        return ast.Timestamp(str(children[0]), self._span(meta))
+
+    # ------------------------------------------------------------------ file
+    @v_args(meta=True)
+    def start(self, meta: Meta, children: list[Any]) -> ast.RuleFile:
+        return ast.RuleFile(
+            self.source.path, tuple(children), self.source.span(0, len(self.source.text))
+        )
+
+    # ------------------------------------------------------------------ declarations
+    @v_args(meta=True)
+    def field(self, meta: Meta, children: list[Any]) -> ast.Field:
+        return ast.Field(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def event_schema(self, meta: Meta, children: list[Any]) -> ast.EventSchema:
+        return ast.EventSchema(
+            children[0], tuple(c for c in children[1:] if c is not None), self._span(meta)
+        )
+
+    @v_args(meta=True)
+    def contact_schema(self, meta: Meta, children: list[Any]) -> ast.ContactSchema:
+        return ast.ContactSchema(tuple(c for c in children if c is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def let_decl(self, meta: Meta, children: list[Any]) -> ast.Let:
+        return ast.Let(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def segment_decl(self, meta: Meta, children: list[Any]) -> ast.Segment:
+        return ast.Segment(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def channel_policy(self, meta: Meta, children: list[Any]) -> ast.ChannelPolicy:
+        return ast.ChannelPolicy(children[0], int(children[1]), children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def quiet_policy(self, meta: Meta, children: list[Any]) -> ast.QuietPolicy:
+        return ast.QuietPolicy(children[0], children[1], self._span(meta))
+
+    # ------------------------------------------------------------------ rules
+    @v_args(meta=True)
+    def rule(self, meta: Meta, children: list[Any]) -> ast.Rule:
+        name, title, trigger, condition, *rest = children
+        steps = tuple(
+            c
+            for c in rest
+            if not isinstance(c, ast.ExitOn | ast.Limit | ast.QuietHours | ast.Priority | ast.Goal)
+        )
+        clauses = tuple(
+            c
+            for c in rest
+            if isinstance(c, ast.ExitOn | ast.Limit | ast.QuietHours | ast.Priority | ast.Goal)
+        )
+        return ast.Rule(
+            name,
+            _unquote(str(title)) if title is not None else None,
+            trigger,
+            condition,
+            steps,
+            clauses,
+            self._span(meta),
+        )
+
+    def condition(self, children: list[Any]) -> Any:
+        return children[0]
+
+    @v_args(meta=True)
+    def match(self, meta: Meta, children: list[Any]) -> ast.EventMatch:
+        return ast.EventMatch(children[0], children[1], children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def on_event(self, meta: Meta, children: list[Any]) -> ast.OnEvent:
+        return ast.OnEvent(children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def followed_by(self, meta: Meta, children: list[Any]) -> ast.FollowedBy:
+        return ast.FollowedBy(children[0], children[2], children[3], self._span(meta))
+
+    @v_args(meta=True)
+    def not_followed_by(self, meta: Meta, children: list[Any]) -> ast.NotFollowedBy:
+        return ast.NotFollowedBy(children[0], children[2], children[3], self._span(meta))
+
+    @v_args(meta=True)
+    def repeated(self, meta: Meta, children: list[Any]) -> ast.Repeated:
+        return ast.Repeated(int(children[0]), children[1], children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def inactive(self, meta: Meta, children: list[Any]) -> ast.Inactive:
+        return ast.Inactive(children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def entered(self, meta: Meta, children: list[Any]) -> ast.SegmentChange:
+        return ast.SegmentChange(True, children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def left(self, meta: Meta, children: list[Any]) -> ast.SegmentChange:
+        return ast.SegmentChange(False, children[0], self._span(meta))
+
+    # ------------------------------------------------------------------ steps
+    @v_args(meta=True)
+    def send(self, meta: Meta, children: list[Any]) -> ast.Send:
+        channel, target, to, data = children
+        return ast.Send(channel, self._string(target), to, data, self._span(meta))
+
+    @v_args(meta=True)
+    def audience_add(self, meta: Meta, children: list[Any]) -> ast.Audience:
+        return ast.Audience(True, self._string(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def audience_remove(self, meta: Meta, children: list[Any]) -> ast.Audience:
+        return ast.Audience(False, self._string(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def show(self, meta: Meta, children: list[Any]) -> ast.Show:
+        return ast.Show(self._string(children[0]), self._string(children[1]), self._span(meta))
+
+    @v_args(meta=True)
+    def set_trait(self, meta: Meta, children: list[Any]) -> ast.SetTrait:
+        return ast.SetTrait(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def unset_trait(self, meta: Meta, children: list[Any]) -> ast.UnsetTrait:
+        return ast.UnsetTrait(children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def score(self, meta: Meta, children: list[Any]) -> ast.Score:
+        return ast.Score(str(children[0]), children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def emit(self, meta: Meta, children: list[Any]) -> ast.Emit:
+        return ast.Emit(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def wait(self, meta: Meta, children: list[Any]) -> ast.Wait:
+        return ast.Wait(children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def stop_if(self, meta: Meta, children: list[Any]) -> ast.StopIf:
+        return ast.StopIf(children[0], self._span(meta))
+
+    # ------------------------------------------------------------------ clauses
+    @v_args(meta=True)
+    def exit_on(self, meta: Meta, children: list[Any]) -> ast.ExitOn:
+        return ast.ExitOn(children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def limit(self, meta: Meta, children: list[Any]) -> ast.Limit:
+        return ast.Limit(int(children[0]), children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def once(self, meta: Meta, children: list[Any]) -> ast.Limit:
+        return ast.Limit(1, None, self._span(meta))
+
+    @v_args(meta=True)
+    def quiet_hours(self, meta: Meta, children: list[Any]) -> ast.QuietHours:
+        return ast.QuietHours(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def no_quiet_hours(self, meta: Meta, children: list[Any]) -> ast.QuietHours:
+        return ast.QuietHours(None, None, self._span(meta))
+
+    @v_args(meta=True)
+    def priority(self, meta: Meta, children: list[Any]) -> ast.Priority:
+        return ast.Priority(children[0], self._span(meta))
+
+    def signed_int(self, children: list[Token]) -> int:
+        return int(children[0])
+
+    def negative_int(self, children: list[Token]) -> int:
+        return -int(children[0])
+
+    @v_args(meta=True)
+    def goal(self, meta: Meta, children: list[Any]) -> ast.Goal:
+        return ast.Goal(children[0], children[1], self._span(meta))
+
+    # ------------------------------------------------------------------ tests
+    @v_args(meta=True)
+    def test(self, meta: Meta, children: list[Any]) -> ast.Test:
+        return ast.Test(self._string(children[0]), tuple(children[1:]), self._span(meta))
+
+    @v_args(meta=True)
+    def given(self, meta: Meta, children: list[Any]) -> ast.Given:
+        return ast.Given(children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def test_event(self, meta: Meta, children: list[Any]) -> ast.TestEvent:
+        return ast.TestEvent(children[0], children[1], children[2], children[3], self._span(meta))
+
+    @v_args(meta=True)
+    def expect(self, meta: Meta, children: list[Any]) -> ast.Expect:
+        negated, at, ref, kind, target, data = children
+        return ast.Expect(
+            negated is not None,
+            at,
+            ref,
+            kind,
+            self._string(target) if target is not None else None,
+            data,
+            self._span(meta),
+        )
+
+    @v_args(meta=True)
+    def expect_contact(self, meta: Meta, children: list[Any]) -> ast.ExpectContact:
+        return ast.ExpectContact(children[0], children[1], children[2], self._span(meta))
+
+    def at(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def ref(self, children: list[Any]) -> Any:
+        return children[0]
+
+    def ref_string(self, children: list[Token]) -> ast.Name:
+        token = children[0]
+        return ast.Name(_unquote(str(token)), self._tok(token))
+
+    # ------------------------------------------------------------------ expressions
+    @v_args(meta=True)
+    def or_op(self, meta: Meta, children: list[Any]) -> ast.Logical:
+        return ast.Logical("or", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta: Meta, children: list[Any]) -> ast.Logical:
+        return ast.Logical("and", children[0], children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta: Meta, children: list[Any]) -> ast.Unary:
+        return ast.Unary("not", children[0], self._span(meta))
+
+    @v_args(meta=True)
+    def compare(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        left, op_token, right = children
+        op = " ".join(str(op_token).split())  # `not   in` -> `not in`
+        span = self._span(meta)
+        if (
+            op in ("in", "not in")
+            and isinstance(left, ast.Path)
+            and len(left.parts) == 1
+            and left.head == "contact"
+            and isinstance(right, ast.Path)
+            and len(right.parts) == 1
+        ):
+            return ast.InSegment(right.parts[0], op == "not in", span)
+        return ast.Compare(op, left, right, span)
+
+    @v_args(meta=True)
+    def is_null(self, meta: Meta, children: list[Any]) -> ast.IsNull:
+        return ast.IsNull(children[0], False, self._span(meta))
+
+    @v_args(meta=True)
+    def is_not_null(self, meta: Meta, children: list[Any]) -> ast.IsNull:
+        return ast.IsNull(children[0], True, self._span(meta))
+
+    @v_args(meta=True)
+    def binary(self, meta: Meta, children: list[Any]) -> ast.Binary:
+        return ast.Binary(str(children[1]), children[0], children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def negate(self, meta: Meta, children: list[Any]) -> ast.Expr:
+        operand = children[0]
+        span = self._span(meta)
+        if (
+            isinstance(operand, ast.Literal)
+            and isinstance(operand.value, int | float)
+            and not isinstance(operand.value, bool)
+        ):
+            return ast.Literal(-operand.value, span)
+        return ast.Unary("-", operand, span)
+
+    @v_args(meta=True)
+    def now(self, meta: Meta, children: list[Any]) -> ast.Now:
+        return ast.Now(self._span(meta))
+
+    @v_args(meta=True)
+    def list_expr(self, meta: Meta, children: list[Any]) -> ast.ListExpr:
+        return ast.ListExpr(tuple(c for c in children if c is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def object_expr(self, meta: Meta, children: list[Any]) -> ast.ObjectExpr:
+        return ast.ObjectExpr(tuple(c for c in children if c is not None), self._span(meta))
+
+    @v_args(meta=True)
+    def entry(self, meta: Meta, children: list[Any]) -> ast.Entry:
+        key = children[0]
+        if isinstance(key, Token):
+            key = ast.Name(_unquote(str(key)), self._tok(key))
+        return ast.Entry(key, children[1], self._span(meta))
+
+    @v_args(meta=True)
+    def count(self, meta: Meta, children: list[Any]) -> ast.Count:
+        return ast.Count(children[0], children[1], children[2], self._span(meta))
+
+    @v_args(meta=True)
+    def call(self, meta: Meta, children: list[Any]) -> ast.Call:
+        return ast.Call(
+            children[0], tuple(c for c in children[1:] if c is not None), self._span(meta)
+        )
+
+    @v_args(meta=True)
+    def path(self, meta: Meta, children: list[Any]) -> ast.Path:
+        return ast.Path(tuple(children), self._span(meta))
+
+    @v_args(meta=True)
+    def string(self, meta: Meta, children: list[Token]) -> ast.Literal:
+        return ast.Literal(_unquote(str(children[0])), self._span(meta))
+
+    @v_args(meta=True)
+    def number(self, meta: Meta, children: list[Token]) -> ast.Literal:
+        text = str(children[0])
+        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        return ast.Literal(value, self._span(meta))
+
+    @v_args(meta=True)
+    def true(self, meta: Meta, children: list[Any]) -> ast.Literal:
+        return ast.Literal(True, self._span(meta))
+
+    @v_args(meta=True)
+    def false(self, meta: Meta, children: list[Any]) -> ast.Literal:
+        return ast.Literal(False, self._span(meta))
+
+    @v_args(meta=True)
+    def null(self, meta: Meta, children: list[Any]) -> ast.Literal:
+        return ast.Literal(None, self._span(meta))
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def _expected_text(expected: set[str]) -> str:
+    names: list[str] = []
+    for term in sorted(expected):
+        if term in TERMINAL_NAMES:
+            names.append(TERMINAL_NAMES[term])
+        elif term.isupper() or term.startswith("__"):
+            # Anonymous keyword terminals are named after their text by Lark (e.g. THEN, WITHIN).
+            names.append(f"`{term.lower()}`")
+        else:
+            names.append(f"`{term}`")
+    unique = list(dict.fromkeys(names))
+    if len(unique) == 1:
+        return unique[0]
+    if len(unique) > 8:
+        return ", ".join(unique[:8]) + ", ..."
+    return ", ".join(unique[:-1]) + " or " + unique[-1]
+
+
+def _syntax_error(
+    source: Source, exc: UnexpectedInput, offset: int, end_of_text: int
+) -> Diagnostic:
+    """A Lark error in the text starting at `offset` as a diagnostic on the whole file."""
+    last = len(source.text[:end_of_text].rstrip())
+    at_end = (
+        "the end of the file" if end_of_text >= len(source.text) else "the end of this declaration"
+    )
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        if token.type == "$END":
+            span = source.span(last, last)
+            expected = _expected_text(set(exc.accepts or exc.expected))
+            return error(
+                "syntax", f"unexpected {at_end}; expected {expected}", span, _example_label(exc)
+            )
+        else:
+            start = (token.start_pos or 0) + offset
+            stop = (token.end_pos if token.end_pos is not None else token.start_pos or 0) + offset
+            span = source.span(start, max(stop, start))
+        expected = _expected_text(set(exc.accepts or exc.expected))
+        message = f"unexpected {_describe_token(token)}; expected {expected}"
+        return error("syntax", message, span, _example_label(exc))
+    if isinstance(exc, UnexpectedCharacters):
+        pos = (exc.pos_in_stream or 0) + offset
+        ch = source.text[pos] if pos < len(source.text) else ""
+        span = source.span(pos, pos + 1)
+        if ch == '"':
+            return error(
+                "syntax", 'unterminated string: a string ends with `"` on the same line', span
+            )
+        if ch == "'":
+            return error(
+                "syntax", "unexpected `'`: strings take double quotes", span, 'write "text"'
+            )
+        allowed = _expected_text(set(exc.allowed or ()))
+        shown = repr(ch) if ch.strip() == "" else f"`{ch}`"
+        return error("syntax", f"unexpected character {shown}; expected {allowed}", span)
+    if isinstance(exc, UnexpectedEOF):
+        expected = _expected_text(set(exc.expected))
+        return error(
+            "syntax", f"unexpected end of file; expected {expected}", source.span(last, last)
+        )
+    return error("syntax", str(exc).splitlines()[0], source.span(offset, offset))
+
+
+# Known mistakes, labelled by example (after lark's examples/advanced/error_reporting_lalr.py).
+# Grown from what marketers actually write.
+PARSE_EXAMPLES: dict[str, list[str]] = {
+    "a rule needs `then` before its steps": [
+        'rule r when e send email "t" end',
+        'rule r when e if contact.x send email "t" end',
+    ],
+    "every `rule`, `test` ends with `end`": [
+        'rule r when e then send email "t"',
+    ],
+    "compare with `==`, not `=`": [
+        "rule r when e if contact.x = 1 then end",
+        "segment s = contact.x = 1",
+    ],
+    "strings take double quotes": [
+        "rule r when e then send email 't' end",
+    ],
+}
+
+
+def _example_label(exc: UnexpectedToken) -> str:
+    try:
+        label = exc.match_examples(_parser().parse, PARSE_EXAMPLES, use_accepts=True)
+    except Exception:  # a failed match is never the user's problem
+        return ""
+    return str(label) if label else ""
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+# A line that starts a top-level declaration at column 1: where a broken file is cut into pieces.
+_DECL_START = re.compile(
+    r"^(?:(?:rule|let|segment|policy|test)\b|event\s+\w+\s*\{|contact\s*\{)", re.MULTILINE
+)
+
+
+def _pieces(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each top-level declaration, cut at lines that start one."""
+    starts = [m.start() for m in _DECL_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    ends = [*starts[1:], len(text)]
+    return list(zip(starts, ends, strict=True))
+
+
+def _parse_piece(source: Source, start: int, end: int) -> tuple[list[ast.Decl], Diagnostic | None]:
+    text = source.text[start:end]
+    try:
+        tree = _parser().parse(text)
+        rule_file: ast.RuleFile = _Build(source, start).transform(tree)
+    except UnexpectedInput as exc:
+        return [], _syntax_error(source, exc, start, end)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, RecursionError):
+            return [], _too_deep(source, start)
+        raise
+    except RecursionError:
+        return [], _too_deep(source, start)
+    return list(rule_file.decls), None
+
+
+_STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+def _comments(source: Source) -> tuple[ast.Comment, ...]:
+    """Every `#` comment outside strings, in order (the lexer drops them; the formatter needs them)."""
+    return tuple(
+        ast.Comment(m.group()[1:], source.span(m.start(), m.end()))
+        for m in _STRING_OR_COMMENT.finditer(source.text)
+        if m.group().startswith("#")
+    )
+
+
+def parse(source: Source) -> tuple[ast.RuleFile, list[Diagnostic]]:
+    """Parse one file. Always returns a `RuleFile` (of the declarations that parsed) and the
+    syntax diagnostics; never raises for any input text.
+
+    A file with a syntax error is cut into its top-level declarations (at lines starting with
+    `rule`, `let`, `event ... {`, ...) and each is parsed on its own, so one run reports the first
+    error of every broken declaration and keeps the good ones.
+    """
+    whole = source.span(0, len(source.text))
+    comments = _comments(source)
+    decls, problem = _parse_piece(source, 0, len(source.text))
+    if problem is None:
+        return ast.RuleFile(source.path, tuple(decls), whole, comments), []
+    diagnostics: list[Diagnostic] = []
+    kept: list[ast.Decl] = []
+    for start, end in _pieces(source.text):
+        piece_decls, piece_problem = _parse_piece(source, start, end)
+        kept.extend(piece_decls)
+        if piece_problem is not None:
+            diagnostics.append(piece_problem)
+            if len(diagnostics) >= MAX_PARSE_ERRORS:
+                break
+    if not diagnostics:  # the pieces parse alone but not together: report the whole-file error
+        diagnostics.append(problem)
+    return ast.RuleFile(source.path, tuple(kept), whole, comments), diagnostics
+
+
+def _too_deep(source: Source, at: int) -> Diagnostic:
+    return error(
+        "too-deep", "this declaration nests expressions too deeply to read", source.span(at, at)
+    )
+
+
+def parse_expression(
+    text: str, path: str = "<expression>"
+) -> tuple[ast.Expr | None, list[Diagnostic]]:
+    """Parse a lone expression (used by tools and tests): wraps it in a `let`."""
+    prefix = "let __expr__ = "
+    source = Source(path, prefix + text)
+    rule_file, diagnostics = parse(source)
+    for decl in rule_file.decls:
+        if isinstance(decl, ast.Let):
+            return decl.value, diagnostics
+    return None, diagnostics
