@@ -365,6 +365,13 @@ class _Build(Transformer[Token, Any]):
     def expect_contact(self, meta: Meta, children: list[Any]) -> ast.ExpectContact:
         return ast.ExpectContact(children[0], children[1], children[2], self._span(meta))
 
+    def expect_kind(self, children: list[Any]) -> ast.Name:
+        kind = children[0]
+        if isinstance(kind, Token):
+            return ast.Name(str(kind), self._tok(kind))
+        assert isinstance(kind, ast.Name)
+        return kind
+
     def at(self, children: list[Any]) -> Any:
         return children[0]
 
