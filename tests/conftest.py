@@ -34,3 +34,18 @@ def kafka_broker() -> Iterator[KafkaBroker]:
 def smtp_server() -> Iterator[SmtpServer]:
     with SmtpServer() as server:
         yield server
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (expected outputs) from what the code produces now",
+    )
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    """True under `pytest --update-goldens`: golden tests write instead of compare."""
+    return bool(request.config.getoption("--update-goldens"))
