@@ -56,7 +56,7 @@ def test_parse_golden(path: Path, update_goldens: bool) -> None:
 
 
 def test_spans_point_at_the_text() -> None:
-    text = 'rule r when cart_updated as cart where cart.vaule > 0 then end\n'
+    text = "rule r when cart_updated as cart where cart.vaule > 0 then end\n"
     rule_file, _ = parse(Source("x.rules", text))
     rule = rule_file.decls[0]
     assert isinstance(rule, ast.Rule)
@@ -76,7 +76,7 @@ def test_comments_are_kept_in_order() -> None:
 
 def test_every_broken_declaration_is_reported_and_good_ones_kept() -> None:
     text = (
-        "rule a when e send email \"t\" end\n"
+        'rule a when e send email "t" end\n'
         "let ok = 1\n"
         "rule b when e if contact.x = 1 then end\n"
         "rule c when e then end\n"
@@ -99,13 +99,20 @@ def test_parse_expression() -> None:
 
 
 def test_deep_nesting_is_a_diagnostic_not_a_crash() -> None:
-    rule_file, diagnostics = parse(Source("x.rules", "let a = " + "not " * 50000 + "x\nlet b = 1"))
+    _, diagnostics = parse(Source("x.rules", "let a = " + "not " * 50000 + "x\nlet b = 1"))
     assert [d.code for d in diagnostics] == ["too-deep"]
     parens, problems = parse(Source("x.rules", "let a = " + "(" * 20000 + "1" + ")" * 20000))
     assert problems == [] and len(parens.decls) == 1
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('rule when then end let "{}()[]:.,=<>!+-*/#\n 0123456789abcxyz_')), max_size=200))
+@given(
+    st.text(
+        alphabet=st.sampled_from(
+            list('rule when then end let "{}()[]:.,=<>!+-*/#\n 0123456789abcxyz_')
+        ),
+        max_size=200,
+    )
+)
 def test_parse_never_raises(text: str) -> None:
     parse(Source("fuzz.rules", text))
