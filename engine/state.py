@@ -1,0 +1,282 @@
+"""A contact's engine state, its timers, and the `ContactStore` Protocol that keeps them.
+
+The engine mutates a `ContactState` in place while it handles events; a store loads states in
+batches and saves them back, each contact atomically together with the index of its timers.
+`to_dict()` / `from_dict()` give a JSON-native form for stores that serialise (Redis).
+
+Timers are records inside the contact's state (so they move, merge and vanish with it) and
+are also indexed by due time per shard, the Kafka partition of the contact id, so that each
+worker finds the due timers of the partitions it owns.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+from .actions import Action
+from .events import Event
+
+__all__ = [
+    "ContactState",
+    "ContactStore",
+    "Timer",
+    "TimerRef",
+    "TimerSummary",
+    "event_from_data",
+    "event_to_data",
+]
+
+TIMER_KINDS = ("nfb", "inactive", "wait", "deliver")
+
+
+class TimerRef(NamedTuple):
+    """An entry of the due-time index. Orders by due time, then contact, then timer id."""
+
+    due: float
+    contact_id: str
+    timer_id: str
+
+
+class TimerSummary(NamedTuple):
+    """How many timers are pending, and when the next one falls due."""
+
+    pending: int
+    next_due: float | None
+
+
+@dataclass(slots=True)
+class Timer:
+    """A durable timer of one contact.
+
+    `kind` and `payload`:
+    - `nfb` (a `not followed by` wait) and `inactive`: `{"event": Event}`, the event the
+      rule fires with.
+    - `wait` (the rest of a rule after `wait D`): `{"bindings": {name: Event}, "step": int,
+      "trigger": str}`: the bound events, the index of the next step, the triggering event id.
+    - `deliver` (an action deferred by quiet hours): `{"action": Action}`.
+    """
+
+    id: str
+    contact_id: str
+    rule: str
+    kind: str
+    due: float
+    payload: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "contact_id": self.contact_id,
+            "rule": self.rule,
+            "kind": self.kind,
+            "due": self.due,
+            "payload": _payload_to_data(self.payload),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Timer:
+        return cls(
+            obj["id"],
+            obj["contact_id"],
+            obj["rule"],
+            obj["kind"],
+            float(obj["due"]),
+            _payload_from_data(obj["payload"]),
+        )
+
+
+@dataclass(slots=True)
+class ContactState:
+    """Everything the engine keeps about one contact.
+
+    - `traits`: the contact as rules see it: its traits plus `score`, `stage`, `first_seen`,
+      `last_seen` and `segments`. Empty for a contact never seen.
+    - `seen`: event id -> timestamp, for de-duplication (pruned past the dedup window).
+    - `firings`: rule -> timestamps of its firings (for `limit`; `once` keeps the first).
+    - `sends`: channel -> timestamps of its actions (for `policy <channel> limit`).
+    - `windows`: window id -> sorted timestamps of matching events (for `count` and `N E`).
+    - `pending`: rule -> recent matching first events of a `followed by` trigger.
+    - `timers`: timer id -> Timer.
+    - `last_send`: rule -> when the rule last sent to the contact (for goals).
+    - `engagement`: channel -> when the contact last engaged with it (for `send best`).
+    - `merged_into`: set once this (anonymous) contact was merged into a known one.
+    - `last_inbound`: the contact's latest inbound event (for `inactive for`).
+    """
+
+    contact_id: str
+    traits: dict[str, Any] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
+    firings: dict[str, list[float]] = field(default_factory=dict)
+    sends: dict[str, list[float]] = field(default_factory=dict)
+    windows: dict[str, list[float]] = field(default_factory=dict)
+    pending: dict[str, list[Event]] = field(default_factory=dict)
+    timers: dict[str, Timer] = field(default_factory=dict)
+    last_send: dict[str, float] = field(default_factory=dict)
+    engagement: dict[str, float] = field(default_factory=dict)
+    merged_into: str | None = None
+    last_inbound: Event | None = None
+
+    @property
+    def is_new(self) -> bool:
+        """Whether the engine has never initialised this contact."""
+        return "stage" not in self.traits
+
+    def count(self, window_id: str, seconds: float, now: float) -> int:
+        """How many events matched the window in `[now - seconds, now]` (the plan's `h`)."""
+        times = self.windows.get(window_id)
+        if not times:
+            return 0
+        if times[-1] <= now:
+            return len(times) - bisect_left(times, now - seconds)
+        return bisect_left(times, now + 1e-9) - bisect_left(times, now - seconds)
+
+    def add_to_window(self, window_id: str, ts: float, horizon: float) -> None:
+        """Record a matching event at `ts`, dropping entries older than the horizon."""
+        times = self.windows.get(window_id)
+        if times is None:
+            self.windows[window_id] = [ts]
+            return
+        if not times or times[-1] <= ts:
+            times.append(ts)
+        else:
+            insort(times, ts)
+        cutoff = times[-1] - horizon
+        if times[0] < cutoff:
+            del times[: bisect_left(times, cutoff)]
+
+    # ------------------------------------------------------------------ serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-native form of the state (it shares containers with it: serialise at once)."""
+        return {
+            "contact_id": self.contact_id,
+            "traits": self.traits,
+            "seen": self.seen,
+            "firings": self.firings,
+            "sends": self.sends,
+            "windows": self.windows,
+            "pending": {
+                rule: [event_to_data(e) for e in events] for rule, events in self.pending.items()
+            },
+            "timers": {tid: t.to_dict() for tid, t in self.timers.items()},
+            "last_send": self.last_send,
+            "engagement": self.engagement,
+            "merged_into": self.merged_into,
+            "last_inbound": None if self.last_inbound is None else event_to_data(self.last_inbound),
+        }
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> ContactState:
+        last = obj.get("last_inbound")
+        return cls(
+            contact_id=obj["contact_id"],
+            traits=obj.get("traits") or {},
+            seen=obj.get("seen") or {},
+            firings=obj.get("firings") or {},
+            sends=obj.get("sends") or {},
+            windows=obj.get("windows") or {},
+            pending={
+                rule: [event_from_data(e) for e in events]
+                for rule, events in (obj.get("pending") or {}).items()
+            },
+            timers={tid: Timer.from_dict(t) for tid, t in (obj.get("timers") or {}).items()},
+            last_send=obj.get("last_send") or {},
+            engagement=obj.get("engagement") or {},
+            merged_into=obj.get("merged_into"),
+            last_inbound=None if last is None else event_from_data(last),
+        )
+
+
+def event_to_data(event: Event) -> dict[str, Any]:
+    """An event as JSON-native data, with its epoch `ts` kept (no re-parsing on the way back)."""
+    out: dict[str, Any] = {
+        "id": event.id,
+        "event": event.type,
+        "contact_id": event.contact_id,
+        "ts": event.ts,
+        "timestamp": event.timestamp,
+        "properties": event.properties,
+    }
+    if event.traits is not None:
+        out["traits"] = event.traits
+    if event.anonymous_id is not None:
+        out["anonymous_id"] = event.anonymous_id
+    if not event.inbound:
+        out["inbound"] = False
+    return out
+
+
+def event_from_data(obj: dict[str, Any]) -> Event:
+    return Event(
+        obj["id"],
+        obj["event"],
+        obj["contact_id"],
+        float(obj["ts"]),
+        obj["timestamp"],
+        obj.get("properties") or {},
+        obj.get("traits"),
+        obj.get("anonymous_id"),
+        obj.get("inbound", True),
+    )
+
+
+def _payload_to_data(payload: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in payload.items():
+        if isinstance(value, Event):
+            out[key] = {"$event": event_to_data(value)}
+        elif isinstance(value, Action):
+            out[key] = {"$action": value.to_json(full=True)}
+        elif key == "bindings":
+            out[key] = {name: event_to_data(e) for name, e in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def _payload_from_data(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and "$event" in value:
+            out[key] = event_from_data(value["$event"])
+        elif isinstance(value, dict) and "$action" in value:
+            out[key] = Action.from_json(value["$action"])
+        elif key == "bindings":
+            out[key] = {name: event_from_data(e) for name, e in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+@runtime_checkable
+class ContactStore(Protocol):
+    """Where contact states live. Async and batch-oriented: one call per batch of events.
+
+    - `load(ids)`: the state of each id; a contact never saved comes back as a fresh
+      `ContactState(contact_id)`. Loading never creates anything.
+    - `save(states)`: each state is written atomically together with its timer index (timers
+      added, moved or removed since it was loaded). A later `load` returns equal states.
+    - `due_timers(now, shards, limit)`: refs of timers with `due <= now`, of contacts in the
+      given shards (None: all), sorted by (due, contact id, timer id), at most `limit`. It does
+      not remove them: a timer leaves the index when a saved state no longer holds it.
+      `shard` is `partition_for(contact_id, store.partitions)`.
+    - `timer_summary(shards)`: how many timers are pending and the earliest due time.
+    - `close()`: release connections.
+    """
+
+    partitions: int
+
+    async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]: ...
+
+    async def save(self, states: Iterable[ContactState]) -> None: ...
+
+    async def due_timers(
+        self, now: float, shards: Collection[int] | None = None, limit: int = 1000
+    ) -> list[TimerRef]: ...
+
+    async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,114 @@
+"""MemoryStore: contact states in a dict, timers in a due-ordered heap per shard.
+
+For replay, tests and single-process runs. States are held by reference: `load` returns the
+stored object itself, so the engine's in-place changes cost nothing to keep; `save` only
+brings the timer index up to date.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Collection, Iterable
+
+from ..partitioning import partition_for
+from ..state import ContactState, TimerRef, TimerSummary
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """The in-process `ContactStore`."""
+
+    def __init__(self, partitions: int = 8) -> None:
+        if partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {partitions}")
+        self.partitions = partitions
+        self._states: dict[str, ContactState] = {}
+        # Per shard, a heap of refs; stale entries (timer gone or moved) are skipped lazily.
+        self._heaps: list[list[TimerRef]] = [[] for _ in range(partitions)]
+        # contact id -> {timer id: due} as last saved: what the heaps should hold.
+        self._indexed: dict[str, dict[str, float]] = {}
+        self._shard_of: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]:
+        states = self._states
+        out: dict[str, ContactState] = {}
+        for cid in contact_ids:
+            state = states.get(cid)
+            out[cid] = ContactState(cid) if state is None else state
+        return out
+
+    async def save(self, states: Iterable[ContactState]) -> None:
+        store = self._states
+        indexed = self._indexed
+        for state in states:
+            cid = state.contact_id
+            store[cid] = state
+            timers = state.timers
+            known = indexed.get(cid)
+            if not timers:
+                if known:
+                    del indexed[cid]
+                continue
+            if known is None:
+                known = indexed[cid] = {}
+            elif len(known) == len(timers) and all(
+                (t := timers.get(tid)) is not None and t.due == due for tid, due in known.items()
+            ):
+                continue
+            heap = self._heaps[self._shard(cid)]
+            for tid, timer in timers.items():
+                if known.get(tid) != timer.due:
+                    heapq.heappush(heap, TimerRef(timer.due, cid, tid))
+            indexed[cid] = {tid: timer.due for tid, timer in timers.items()}
+
+    async def due_timers(
+        self, now: float, shards: Collection[int] | None = None, limit: int = 1000
+    ) -> list[TimerRef]:
+        chosen = range(self.partitions) if shards is None else shards
+        found: list[TimerRef] = []
+        for shard in chosen:
+            found.extend(self._due_in(self._heaps[shard], now, limit))
+        found.sort()
+        return found[:limit]
+
+    async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary:
+        pending = 0
+        next_due: float | None = None
+        for cid, timers in self._indexed.items():
+            if shards is not None and self._shard(cid) not in shards:
+                continue
+            pending += len(timers)
+            earliest = min(timers.values())
+            if next_due is None or earliest < next_due:
+                next_due = earliest
+        return TimerSummary(pending, next_due)
+
+    async def close(self) -> None:
+        return None
+
+    def _shard(self, contact_id: str) -> int:
+        shard = self._shard_of.get(contact_id)
+        if shard is None:
+            shard = self._shard_of[contact_id] = partition_for(contact_id, self.partitions)
+        return shard
+
+    def _due_in(self, heap: list[TimerRef], now: float, limit: int) -> list[TimerRef]:
+        """The valid refs due by `now`, in order; they stay in the heap."""
+        indexed = self._indexed
+        valid: list[TimerRef] = []
+        while heap and heap[0].due <= now and len(valid) < limit:
+            ref = heapq.heappop(heap)
+            timers = indexed.get(ref.contact_id)
+            if (
+                timers is not None
+                and timers.get(ref.timer_id) == ref.due
+                and (not valid or valid[-1] != ref)  # not a ref pushed twice
+            ):
+                valid.append(ref)
+        for ref in valid:
+            heapq.heappush(heap, ref)
+        return valid
