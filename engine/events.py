@@ -1,0 +1,484 @@
+"""Event intake: raw input (LANGUAGE.md section 1) to a normalised `Event`, or a `Rejected`.
+
+Parsing never raises on bad input. Anything that is not a valid event comes back as a
+`Rejected` carrying a stable reason code, a sentence for people, and the bytes as received,
+so the caller can set it aside (dead-letter topic, rejects file) and count it.
+
+Rules beyond LANGUAGE.md, kept here so the language reference can quote them:
+
+- `id`, `contact_id` (and `anonymous_id`) are non-empty strings; an integer is accepted and
+  turned into its decimal string (`42` -> `"42"`). Floats, booleans, empty or all-blank
+  strings are `bad_field`. A required field that is `null` counts as missing.
+- `event` matches `[A-Za-z0-9_]+`, otherwise `bad_event_type`.
+- `timestamp` is an ISO 8601 string with an offset (`Z`, `+02:00`, `+0200`, `+02`); one
+  without an offset, or not a string, is `bad_timestamp`. It is normalised to UTC with `Z`
+  (see `format_time`).
+- `properties` absent or `null` is `{}`; anything but an object is `bad_field`. `traits`
+  likewise, and they are kept on `identify` events only (an `identify` without traits has
+  `{}`); on other events they are checked and dropped.
+- `anonymous_id` is kept on `identify` events only, and dropped when equal to `contact_id`.
+- `inbound`, optional boolean, default true: `false` marks an event the engine or a
+  connector emitted (it does not reset `inactive for`); `Event.to_json` writes it only
+  when false, so such events survive a trip through the events topic.
+- Unknown top-level fields are ignored.
+- An object without `contact_id` whose `type` is one of Segment's track, identify, page,
+  screen or alias is a Segment-spec message (see `nudge.engine.segment_spec`).
+- Size: at most 64 KiB per event, measured on the bytes received (for an event inside a
+  JSON array or a Segment batch, on its compact re-serialisation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, BinaryIO
+
+import orjson
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "REJECT_REASONS",
+    "Event",
+    "Rejected",
+    "event_from_dict",
+    "format_time",
+    "iter_jsonl",
+    "parse_event",
+    "parse_record",
+    "parse_time",
+]
+
+MAX_EVENT_BYTES = 64 * 1024
+
+REJECT_REASONS = (
+    "not_json",
+    "not_object",
+    "missing_field",
+    "bad_field",
+    "bad_timestamp",
+    "bad_event_type",
+    "too_large",
+)
+
+SEGMENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
+
+_EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+")
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_GOOD_TYPES: set[str] = set()  # event types seen valid; bounded by _GOOD_TYPES_MAX
+_GOOD_TYPES_MAX = 4096
+_fromisoformat = datetime.fromisoformat
+_orjson_loads = orjson.loads
+
+
+@dataclass(slots=True)
+class Event:
+    """One normalised event. `type` is the JSON `event` field."""
+
+    id: str
+    type: str
+    contact_id: str
+    ts: float
+    timestamp: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] | None = None
+    anonymous_id: str | None = None
+    inbound: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The LANGUAGE.md section 1 shape; parses back to an equal `Event`."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "event": self.type,
+            "contact_id": self.contact_id,
+            "timestamp": self.timestamp,
+            "properties": self.properties,
+        }
+        if self.traits is not None:
+            out["traits"] = self.traits
+        if self.anonymous_id is not None:
+            out["anonymous_id"] = self.anonymous_id
+        if not self.inbound:
+            out["inbound"] = False
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Input set aside: a stable `reason` code, a human `detail`, and the raw input."""
+
+    reason: str
+    detail: str
+    raw: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "detail": self.detail,
+            "raw": self.raw.decode("utf-8", "replace"),
+        }
+
+
+# ---------------------------------------------------------------------------- time
+
+
+def parse_time(value: str) -> float:
+    """ISO 8601 with an offset to epoch seconds; `ValueError` when malformed or offset-less."""
+    return _parse_time(value)[0]
+
+
+def format_time(ts: float) -> str:
+    """Epoch seconds to `YYYY-MM-DDTHH:MM:SSZ`, in UTC.
+
+    A fraction is written only when non-zero, rounded to the microsecond: three digits
+    when whole milliseconds (`.500`), otherwise six (`.123456`).
+    """
+    return _format(_NAIVE_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))
+
+
+def _format(utc: datetime) -> str:
+    """A naive UTC datetime in the normalised text form."""
+    micro = utc.microsecond
+    if micro == 0:
+        return utc.isoformat(timespec="seconds") + "Z"
+    if micro % 1000 == 0:
+        return utc.isoformat(timespec="milliseconds") + "Z"
+    return utc.isoformat(timespec="microseconds") + "Z"
+
+
+def _parse_time(value: str) -> tuple[float, str]:
+    """(epoch seconds, normalised text). Raises `ValueError` with a readable message."""
+    try:
+        dt = _fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"`{_clip(value)}` is not an ISO 8601 date and time") from None
+    offset = dt.utcoffset()
+    if offset is None:
+        raise ValueError(f"`{_clip(value)}` has no offset: add `Z` for UTC or one like `+02:00`")
+    n = len(value)
+    if (  # already normalised: YYYY-MM-DDTHH:MM:SSZ, or with a millisecond fraction
+        (n == 20 or (n == 24 and value[19] == "." and value[20:23] != "000"))
+        and value[-1] == "Z"
+        and value[10] == "T"
+        and value[13:17:3] == "::"
+        and value[4:8:3] == "--"
+    ):
+        return (dt - _EPOCH).total_seconds(), value
+    try:
+        shifted = dt - offset  # the same instant's wall clock in UTC (tzinfo left as is)
+        ts = (dt - _EPOCH).total_seconds()
+    except OverflowError:
+        raise ValueError(f"`{_clip(value)}` is out of range once in UTC") from None
+    head = shifted.isoformat()[:19]
+    micro = dt.microsecond
+    if micro == 0:
+        return ts, head + "Z"
+    if micro % 1000 == 0:
+        return ts, f"{head}.{micro // 1000:03d}Z"
+    return ts, f"{head}.{micro:06d}Z"
+
+
+def _good_type(event_type: str) -> bool:
+    """Whether the event type is valid, remembering a bounded number of valid ones."""
+    if _EVENT_TYPE.fullmatch(event_type) is None:
+        return False
+    if len(_GOOD_TYPES) >= _GOOD_TYPES_MAX:
+        _GOOD_TYPES.clear()
+    _GOOD_TYPES.add(event_type)
+    return True
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------------------- fields
+
+
+def id_field(obj: dict[str, Any], name: str) -> str | Rejected:
+    value = obj.get(name)
+    if type(value) is str:
+        if value and not value.isspace():
+            return value
+        return rejection("bad_field", f"`{name}` must not be empty")
+    if value is None:
+        return rejection("missing_field", f"missing required field `{name}`")
+    if type(value) is int:
+        return str(value)
+    return rejection("bad_field", f"`{name}` must be a string, got {kind_of(value)}")
+
+
+def object_field(obj: dict[str, Any], name: str) -> dict[str, Any] | Rejected | None:
+    value = obj.get(name)
+    if value is None or type(value) is dict:
+        return value
+    return rejection("bad_field", f"`{name}` must be an object, got {kind_of(value)}")
+
+
+def kind_of(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def rejection(reason: str, detail: str) -> Rejected:
+    """A rejection without its raw bytes yet; `event_from_dict` attaches them."""
+    return Rejected(reason, detail, b"")
+
+
+def _with_raw(rejected: Rejected, obj: object, raw: bytes) -> Rejected:
+    if not raw:
+        try:
+            raw = orjson.dumps(obj)
+        except TypeError:
+            raw = repr(obj).encode("utf-8", "replace")
+    return Rejected(rejected.reason, rejected.detail, raw[:MAX_EVENT_BYTES])
+
+
+def timestamp_field(value: object) -> tuple[float, str] | Rejected:
+    """The `timestamp` as received to (epoch seconds, normalised text), or a rejection."""
+    if type(value) is not str:
+        if value is None:
+            return rejection("missing_field", "missing required field `timestamp`")
+        return rejection(
+            "bad_timestamp",
+            f"`timestamp` must be an ISO 8601 string with an offset, got {kind_of(value)}",
+        )
+    try:
+        return _parse_time(value)
+    except ValueError as exc:
+        return rejection("bad_timestamp", f"bad `timestamp`: {exc}")
+
+
+def event_type_field(value: str) -> Rejected | None:
+    if _EVENT_TYPE.fullmatch(value):
+        return None
+    return rejection(
+        "bad_event_type",
+        f"event type `{_clip(value)}` may hold only letters, digits and underscores",
+    )
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def event_from_dict(obj: dict[str, Any], raw: bytes = b"") -> Event | Rejected:
+    """Validate one decoded JSON object (LANGUAGE.md section 1, or a Segment-spec message).
+
+    `raw` is kept on a rejection; when not given, the object's JSON is kept instead.
+    """
+    result = _from_dict(obj)
+    if isinstance(result, Rejected):
+        return _with_raw(result, obj, raw)
+    return result
+
+
+def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
+    """The hot path: accept the common, well-formed shape at once, else check in full.
+
+    Whatever this accepts, `_checked` accepts identically (a test holds them to that).
+    """
+    get = obj.get
+    event_id = get("id")
+    event_type = get("event")
+    contact_id = get("contact_id")
+    properties = get("properties")
+    timestamp = get("timestamp")
+    if (
+        type(event_id) is str
+        and type(contact_id) is str
+        and type(event_type) is str
+        and type(timestamp) is str
+        and (properties is None or type(properties) is dict)
+        and event_id
+        and contact_id
+        and event_type != "identify"
+        and "traits" not in obj
+        and "inbound" not in obj
+        and not event_id.isspace()
+        and not contact_id.isspace()
+        and (event_type in _GOOD_TYPES or _good_type(event_type))
+    ):
+        try:
+            ts, text = _parse_time(timestamp)
+        except ValueError:
+            pass
+        else:
+            return Event(
+                event_id, event_type, contact_id, ts, text, {} if properties is None else properties
+            )
+    return _checked(obj)
+
+
+def _checked(obj: dict[str, Any]) -> Event | Rejected:
+    if "contact_id" not in obj and obj.get("type") in SEGMENT_TYPES:
+        from nudge.engine.segment_spec import event_from_segment
+
+        return event_from_segment(obj)
+    event_id = id_field(obj, "id")
+    if isinstance(event_id, Rejected):
+        return event_id
+    event_type = obj.get("event")
+    if type(event_type) is not str:
+        if event_type is None:
+            return rejection("missing_field", "missing required field `event`")
+        return rejection("bad_event_type", f"`event` must be a string, got {kind_of(event_type)}")
+    contact_id = id_field(obj, "contact_id")
+    if isinstance(contact_id, Rejected):
+        return contact_id
+    when = timestamp_field(obj.get("timestamp"))
+    if isinstance(when, Rejected):
+        return when
+    bad_type = event_type_field(event_type)
+    if bad_type is not None:
+        return bad_type
+    properties = object_field(obj, "properties")
+    if isinstance(properties, Rejected):
+        return properties
+    traits = object_field(obj, "traits")
+    if isinstance(traits, Rejected):
+        return traits
+    anonymous_id: str | None = None
+    if event_type == "identify":
+        if traits is None:
+            traits = {}
+        if obj.get("anonymous_id") is not None:
+            checked = id_field(obj, "anonymous_id")
+            if isinstance(checked, Rejected):
+                return checked
+            if checked != contact_id:
+                anonymous_id = checked
+    else:
+        traits = None
+    inbound = obj.get("inbound", True)
+    if type(inbound) is not bool:
+        return rejection("bad_field", f"`inbound` must be true or false, got {kind_of(inbound)}")
+    return Event(
+        event_id,
+        event_type,
+        contact_id,
+        when[0],
+        when[1],
+        {} if properties is None else properties,
+        traits,
+        anonymous_id,
+        inbound,
+    )
+
+
+def _not_json(exc: Exception, raw: bytes | str) -> Rejected:
+    return Rejected("not_json", f"not valid JSON: {exc}", _as_bytes(raw))
+
+
+def _as_bytes(raw: bytes | str) -> bytes:
+    if isinstance(raw, str):
+        return raw[:MAX_EVENT_BYTES].encode("utf-8", "replace")[:MAX_EVENT_BYTES]
+    return raw[:MAX_EVENT_BYTES]
+
+
+def _too_large(size: int, raw: bytes | str) -> Rejected:
+    return Rejected(
+        "too_large",
+        f"event is {size} bytes, over the limit of {MAX_EVENT_BYTES}",
+        _as_bytes(raw),
+    )
+
+
+def _size(raw: bytes | str) -> int:
+    if isinstance(raw, bytes):
+        return len(raw)
+    if len(raw) * 4 <= MAX_EVENT_BYTES or len(raw) > MAX_EVENT_BYTES:
+        return len(raw)  # exact enough: the verdict cannot change
+    return len(raw.encode("utf-8", "surrogatepass"))
+
+
+def parse_event(raw: bytes | str) -> Event | Rejected:
+    """One JSON object (LANGUAGE.md section 1 or a Segment-spec message) to an `Event`."""
+    size = len(raw) if type(raw) is bytes else _size(raw)
+    if size > MAX_EVENT_BYTES:
+        return _too_large(size, raw)
+    try:
+        obj = _orjson_loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _not_json(exc, raw)
+    if type(obj) is not dict:
+        return Rejected("not_object", f"expected a JSON object, got {kind_of(obj)}", _as_bytes(raw))
+    result = _from_dict(obj)
+    if isinstance(result, Rejected):
+        return Rejected(result.reason, result.detail, _as_bytes(raw))
+    return result
+
+
+def parse_record(raw: bytes) -> list[Event | Rejected]:
+    """A Kafka record: one JSON object, a JSON array of objects, or a Segment batch.
+
+    Each element is validated on its own, and the 64 KiB limit applies to each event:
+    a single object is measured as received, an element of an array or batch on its
+    compact re-serialisation.
+    """
+    try:
+        obj = _orjson_loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [_not_json(exc, raw)]
+    if type(obj) is dict:
+        batch = obj.get("batch")
+        if type(batch) is list and "event" not in obj and "type" not in obj:
+            return [_element(item) for item in batch]
+        if len(raw) > MAX_EVENT_BYTES:
+            return [_too_large(len(raw), raw)]
+        result = _from_dict(obj)
+        if isinstance(result, Rejected):
+            return [Rejected(result.reason, result.detail, raw[:MAX_EVENT_BYTES])]
+        return [result]
+    if type(obj) is list:
+        return [_element(item) for item in obj]
+    detail = f"expected a JSON object or array, got {kind_of(obj)}"
+    return [Rejected("not_object", detail, raw[:MAX_EVENT_BYTES])]
+
+
+def _element(item: Any) -> Event | Rejected:
+    data = orjson.dumps(item)
+    if len(data) > MAX_EVENT_BYTES:
+        return _too_large(len(data), data)
+    if type(item) is not dict:
+        return Rejected("not_object", f"expected a JSON object, got {kind_of(item)}", data)
+    result = _from_dict(item)
+    if isinstance(result, Rejected):
+        return Rejected(result.reason, result.detail, data)
+    return result
+
+
+def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
+    """JSON Lines, one event per line; blank lines are skipped.
+
+    A line over 64 KiB is rejected as `too_large` without being parsed or held whole in
+    memory. Line ends (`\\n`, `\\r\\n`) are not counted.
+    """
+    limit = MAX_EVENT_BYTES + 2  # room for "\r\n"
+    while True:
+        line = stream.readline(limit)
+        if not line:
+            return
+        if not line.endswith(b"\n") and len(line) == limit:
+            size = len(line)
+            while True:  # skip to the end of this line
+                more = stream.readline(limit)
+                size += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield _too_large(size - (len(more) - len(more.rstrip(b"\r\n"))), line)
+            continue
+        line = line.rstrip(b"\r\n")
+        if not line or line.isspace():
+            continue
+        yield parse_event(line)
