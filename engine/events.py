@@ -19,7 +19,8 @@ Rules beyond LANGUAGE.md, kept here so the language reference can quote them:
 - `anonymous_id` is kept on `identify` events only, and dropped when equal to `contact_id`.
 - `inbound`, optional boolean, default true: `false` marks an event the engine or a
   connector emitted (it does not reset `inactive for`); `Event.to_json` writes it only
-  when false, so such events survive a trip through the events topic.
+  when false, so such events survive a trip through the events topic. A top-level
+  `origin` field (e.g. `"origin": "connector"`) marks such an event too.
 - Unknown top-level fields are ignored.
 - An object without `contact_id` whose `type` is one of Segment's track, identify, page,
   screen or alias is a Segment-spec message (see `nudge.engine.segment_spec`).
@@ -361,6 +362,8 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
     else:
         traits = None
     inbound = obj.get("inbound", True)
+    if obj.get("origin") is not None:  # "engine" / "connector": not the contact's own activity
+        inbound = False
     if type(inbound) is not bool:
         return rejection("bad_field", f"`inbound` must be true or false, got {kind_of(inbound)}")
     return Event(
