@@ -1,0 +1,393 @@
+"""Checked syntax to the plan (`plan.RuleSet`): rules, triggers, steps, windows and indexes.
+
+The build walks the ruleset twice. The first walk generates the code of every expression (each
+file's functions go into its own `FileUnit`); then each unit is compiled once; the second walk,
+identical, builds the plan objects with the compiled functions. Expressions are keyed by node
+and role, so both walks agree.
+
+Bindings (which key of `b` an event name reads; see `plan.py`):
+
+| where | `event` and the matched event's own names | the first event's binding |
+|---|---|---|
+| any `where` of a match (trigger, exit, goal) | the event being matched | - |
+| `followed by`: C2, `if`, steps | E2 | E1 (`b[first.binding]`) |
+| `not followed by`: C2 | E2 | E1 (`b[first.binding]`) |
+| `not followed by`: `if`, steps | E1 | - |
+| `count(...)` and window conditions | the counted event | - |
+| segments, test expectations | - (null) | - |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from .. import ast, plan
+from ..plan import Fn
+from .canon import expr_text
+from .codegen import FileUnit, Scope
+from .fold import Folder
+from .tests_compile import compile_test
+
+__all__ = ["CheckedLike", "build_ruleset"]
+
+
+class CheckedLike(Protocol):
+    """What the compiler reads of the checker's result (`check.Checked`)."""
+
+    @property
+    def ruleset(self) -> ast.Ruleset: ...
+
+    @property
+    def lets(self) -> Mapping[str, ast.Let]: ...
+
+
+def origin(span: Any) -> plan.Origin:
+    return plan.Origin(span.path, span.line, span.column)
+
+
+def _pending(b: Mapping[str, Any], c: Mapping[str, Any], now: float, h: Any) -> Any:
+    raise RuntimeError("a plan function was called before its file was compiled")
+
+
+# ---------------------------------------------------------------------------- scopes
+
+
+def _own(match: ast.EventMatch) -> dict[str, str]:
+    """The matched event under all its names: its type, its alias and `event`."""
+    return {match.event.value: "event", match.binding: "event", "event": "event"}
+
+
+def _with_first(first: ast.EventMatch, second: ast.EventMatch) -> dict[str, str]:
+    """E1 by its names (at `b[first.binding]`), then E2 as the event (E2 wins a clash)."""
+    return {first.event.value: first.binding, first.binding: first.binding, **_own(second)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Scopes:
+    first: dict[str, str]
+    second: dict[str, str]
+    rule: dict[str, str]
+
+
+def _scopes(trigger: ast.Trigger) -> _Scopes:
+    match trigger:
+        case ast.OnEvent(match=m) | ast.Repeated(match=m):
+            return _Scopes(_own(m), {}, _own(m))
+        case ast.FollowedBy(first=f, second=s):
+            both = _with_first(f, s)
+            return _Scopes(_own(f), both, both)
+        case ast.NotFollowedBy(first=f, second=s):
+            return _Scopes(_own(f), _with_first(f, s), _own(f))
+    return _Scopes({}, {}, {"event": "event"})
+
+
+# ---------------------------------------------------------------------------- windows
+
+
+@dataclass(slots=True)
+class _WindowEntry:
+    id: str
+    event: str
+    where: tuple[FileUnit, int] | None
+    horizon: float
+
+
+class _Windows:
+    """Distinct (event type, condition) pairs asked for by `count(...)` and `N E within D`."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, _WindowEntry] = {}
+
+    def use(
+        self, event: str, where: ast.Expr | None, names: set[str], seconds: float, unit: FileUnit
+    ) -> str:
+        rename = dict.fromkeys(names, "event")
+        text = expr_text(where, rename) if where is not None else ""
+        digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
+        wid = f"w:{event}:{digest}"
+        entry = self.entries.get(wid)
+        if entry is None:
+            fn = None
+            if where is not None:
+                scope = Scope(MappingProxyType(dict.fromkeys(names, "event")))
+                fn = (unit, unit.add(where, scope, f"window {event} where {text}"))
+            entry = self.entries[wid] = _WindowEntry(wid, event, fn, float(seconds))
+        entry.horizon = max(entry.horizon, float(seconds))
+        return wid
+
+    def from_count(self, count: ast.Count, unit: FileUnit) -> str:
+        names = {count.event.value, "event"}
+        return self.use(count.event.value, count.where, names, count.within.seconds, unit)
+
+    def plan(self) -> dict[str, plan.Window]:
+        out: dict[str, plan.Window] = {}
+        for wid, e in sorted(self.entries.items()):
+            where = e.where[0].fn(e.where[1]) if e.where is not None else None
+            out[wid] = plan.Window(wid, e.event, where, e.horizon)
+        return out
+
+
+# ---------------------------------------------------------------------------- the build
+
+
+@dataclass(slots=True)
+class _Parts:
+    rules: list[plan.Rule]
+    segments: list[plan.Segment]
+    policies: dict[str, plan.ChannelPolicy]
+    quiet: plan.QuietHours | None
+    tests: list[plan.TestCase]
+
+
+class _Builder:
+    def __init__(self, units: Mapping[str, FileUnit], windows: _Windows) -> None:
+        self.units = units
+        self.windows = windows
+        self.built = False
+        self._negated: dict[int, ast.Unary] = {}
+
+    def fn(
+        self, expr: ast.Expr, scope: Mapping[str, str], label: str, *, value: bool = False
+    ) -> Fn:
+        unit = self.units[expr.span.path] if expr.span.path in self.units else self._any_unit()
+        key = unit.add(expr, Scope(MappingProxyType(dict(scope))), label, value=value)
+        return unit.fn(key) if self.built else _pending
+
+    def maybe(
+        self, expr: ast.Expr | None, scope: Mapping[str, str], label: str, *, value: bool = False
+    ) -> Fn | None:
+        return None if expr is None else self.fn(expr, scope, label, value=value)
+
+    def _any_unit(self) -> FileUnit:
+        return next(iter(self.units.values()))
+
+    # ------------------------------------------------------------------ files
+
+    def run(self, ruleset: ast.Ruleset) -> _Parts:
+        parts = _Parts([], [], {}, None, [])
+        for file in ruleset.files:
+            for decl in file.decls:
+                if isinstance(decl, ast.Rule):
+                    parts.rules.append(self.rule(decl))
+                elif isinstance(decl, ast.Segment):
+                    fn = self.fn(decl.condition, {}, f"segment {decl.name.value}")
+                    parts.segments.append(plan.Segment(decl.name.value, fn, origin(decl.span)))
+                elif isinstance(decl, ast.ChannelPolicy):
+                    channel = decl.channel.value
+                    parts.policies[channel] = plan.ChannelPolicy(
+                        channel, decl.count, float(decl.per.seconds)
+                    )
+                elif isinstance(decl, ast.QuietPolicy):
+                    parts.quiet = _quiet(decl.start, decl.end)
+                elif isinstance(decl, ast.Test):
+                    parts.tests.append(compile_test(decl, self.units[file.path], self.built))
+        parts.rules.sort(key=lambda r: (-r.priority, r.name))
+        return parts
+
+    # ------------------------------------------------------------------ rules
+
+    def rule(self, rule: ast.Rule) -> plan.Rule:
+        name = rule.name.value
+        scopes = _scopes(rule.trigger)
+        trigger = self.trigger(name, rule.trigger, scopes)
+        condition = self.maybe(rule.condition, scopes.rule, f"{name}.if")
+        steps = tuple(self.step(name, i, s, scopes.rule) for i, s in enumerate(rule.steps))
+        exits: list[plan.Match] = []
+        limit: plan.Limit | None = None
+        quiet: plan.QuietHours | None = None
+        priority = 0
+        goal: plan.Goal | None = None
+        for clause in rule.clauses:
+            match clause:
+                case ast.ExitOn(match=m):
+                    exits.append(self.match(m, _own(m), f"{name}.exit{len(exits)}"))
+                case ast.Limit(count=n, per=per):
+                    limit = plan.Limit(n, float(per.seconds) if per is not None else None)
+                case ast.QuietHours(start=start, end=end):
+                    quiet = (
+                        plan.QuietHours(0, 0)
+                        if start is None or end is None
+                        else _quiet(start, end)
+                    )
+                case ast.Priority(value=value):
+                    priority = value
+                case ast.Goal(match=m, within=within):
+                    goal = plan.Goal(self.match(m, _own(m), f"{name}.goal"), float(within.seconds))
+        return plan.Rule(
+            name=name,
+            title=rule.title,
+            priority=priority,
+            trigger=trigger,
+            condition=condition,
+            steps=steps,
+            exits=tuple(exits),
+            limit=limit,
+            quiet=quiet,
+            goal=goal,
+            origin=origin(rule.span),
+        )
+
+    def match(self, m: ast.EventMatch, scope: Mapping[str, str], label: str) -> plan.Match:
+        return plan.Match(m.event.value, m.binding, self.maybe(m.where, scope, label))
+
+    def trigger(self, name: str, trigger: ast.Trigger, scopes: _Scopes) -> plan.Trigger:
+        match trigger:
+            case ast.OnEvent(match=m):
+                return plan.Trigger("event", first=self.match(m, scopes.first, f"{name}.when"))
+            case ast.FollowedBy(first=f, second=s, within=within):
+                return plan.Trigger(
+                    "followed_by",
+                    first=self.match(f, scopes.first, f"{name}.when.first"),
+                    second=self.match(s, scopes.second, f"{name}.when.second"),
+                    within=float(within.seconds),
+                )
+            case ast.NotFollowedBy(first=f, second=s, within=within):
+                return plan.Trigger(
+                    "not_followed_by",
+                    first=self.match(f, scopes.first, f"{name}.when.first"),
+                    second=self.match(s, scopes.second, f"{name}.when.second"),
+                    within=float(within.seconds),
+                )
+            case ast.Repeated(count=n, match=m, within=within):
+                first = self.match(m, scopes.first, f"{name}.when")
+                unit = self.units.get(trigger.span.path) or self._any_unit()
+                names = {m.event.value, m.binding, "event"}
+                wid = self.windows.use(m.event.value, m.where, names, within.seconds, unit)
+                return plan.Trigger(
+                    "repeated", first=first, within=float(within.seconds), count=n, window=wid
+                )
+            case ast.Inactive(duration=duration):
+                return plan.Trigger("inactive", within=float(duration.seconds))
+            case ast.SegmentChange(entered=entered, segment=segment):
+                return plan.Trigger("entered" if entered else "left", segment=segment.value)
+        raise TypeError(f"unknown trigger {type(trigger).__name__}")  # a compiler bug
+
+    # ------------------------------------------------------------------ steps
+
+    def step(self, rule: str, index: int, step: ast.Step, scope: Mapping[str, str]) -> plan.Step:
+        label = f"{rule}.step{index}"
+        at = origin(step.span)
+        match step:
+            case ast.Send(channel=channel, target=target, to=to, data=data):
+                return plan.Send(
+                    index,
+                    channel.value,  # type: ignore[arg-type]  # the checker allows only channels
+                    str(target.value),
+                    self.maybe(to, scope, f"{label}.to", value=True),
+                    self.maybe(data, scope, f"{label}.with", value=True),
+                    at,
+                )
+            case ast.Audience(add=add, audience=audience):
+                return plan.AudienceChange(index, add, str(audience.value), at)
+            case ast.Show(content=content, slot=slot):
+                return plan.Show(index, str(content.value), str(slot.value), at)
+            case ast.SetTrait(field=f, value=value):
+                return plan.SetTrait(index, f.value, self.fn(value, scope, label, value=True), at)
+            case ast.UnsetTrait(field=f):
+                return plan.UnsetTrait(index, f.value, at)
+            case ast.Score(op=op, amount=amount):
+                delta: ast.Expr = amount
+                if op == "-=":
+                    delta = self._negated.setdefault(
+                        id(amount), ast.Unary("-", amount, amount.span)
+                    )
+                return plan.ScoreChange(index, self.fn(delta, scope, label, value=True), at)
+            case ast.Emit(event=event, data=data):
+                return plan.Emit(index, event.value, self.maybe(data, scope, label, value=True), at)
+            case ast.Wait(duration=duration):
+                return plan.Wait(index, float(duration.seconds), at)
+            case ast.StopIf(condition=condition):
+                return plan.StopIf(index, self.fn(condition, scope, label), at)
+        raise TypeError(f"unknown step {type(step).__name__}")  # a compiler bug
+
+
+def _quiet(start: ast.TimeOfDay, end: ast.TimeOfDay) -> plan.QuietHours:
+    return plan.QuietHours(start.hour * 60 + start.minute, end.hour * 60 + end.minute)
+
+
+# ---------------------------------------------------------------------------- indexes
+
+
+def _index(rules: tuple[plan.Rule, ...]) -> dict[str, Any]:
+    by_event: dict[str, list[plan.Rule]] = {}
+    exits: dict[str, list[plan.Rule]] = {}
+    goals: dict[str, list[plan.Rule]] = {}
+    on_segment: dict[str, list[plan.Rule]] = {}
+    inactive: list[plan.Rule] = []
+
+    def add(table: dict[str, list[plan.Rule]], key: str, rule: plan.Rule) -> None:
+        bucket = table.setdefault(key, [])
+        if not bucket or bucket[-1] is not rule:
+            bucket.append(rule)
+
+    for rule in rules:  # already in firing order, so every bucket is too
+        t = rule.trigger
+        for m in (t.first, t.second):
+            if m is not None:
+                add(by_event, m.event, rule)
+        if t.kind == "inactive":
+            inactive.append(rule)
+        if t.segment is not None:
+            add(on_segment, t.segment, rule)
+        for m in rule.exits:
+            add(exits, m.event, rule)
+        if rule.goal is not None:
+            add(goals, rule.goal.match.event, rule)
+
+    def freeze(table: dict[str, list[plan.Rule]]) -> Mapping[str, tuple[plan.Rule, ...]]:
+        return MappingProxyType({k: tuple(v) for k, v in table.items()})
+
+    return {
+        "by_event": freeze(by_event),
+        "exits_by_event": freeze(exits),
+        "goals_by_event": freeze(goals),
+        "on_segment": freeze(on_segment),
+        "inactive": tuple(inactive),
+    }
+
+
+def _fingerprint(ruleset: ast.Ruleset, sources: Mapping[str, str] | None) -> str:
+    digest = hashlib.sha256()
+    if sources is not None:
+        for path in sorted(sources):
+            digest.update(path.encode("utf-8") + b"\0" + sources[path].encode("utf-8") + b"\0")
+    else:  # no text at hand: the syntax, which leaves out layout and comments
+        for file in ruleset.files:
+            digest.update(file.path.encode("utf-8") + b"\0" + repr(file.decls).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def build_ruleset(checked: CheckedLike, sources: Mapping[str, str] | None = None) -> plan.RuleSet:
+    """The plan of a checked ruleset; `sources` (path -> text) feeds the fingerprint."""
+    ruleset = checked.ruleset
+    folder = Folder(checked.lets)
+    windows = _Windows()
+    units = {f.path: FileUnit(f.path, folder, windows.from_count) for f in ruleset.files}
+    if not units:
+        units["<empty>"] = FileUnit("<empty>", folder, windows.from_count)
+    builder = _Builder(units, windows)
+    builder.run(ruleset)  # generates the code of every expression
+    for unit in units.values():
+        unit.build()
+    builder.built = True
+    parts = builder.run(ruleset)  # the same walk, now with compiled functions
+    rules = tuple(parts.rules)
+    window_plans = windows.plan()
+    windows_by_event: dict[str, list[plan.Window]] = {}
+    for w in window_plans.values():
+        windows_by_event.setdefault(w.event, []).append(w)
+    return plan.RuleSet(
+        rules=rules,
+        segments=tuple(parts.segments),
+        policies=MappingProxyType(parts.policies),
+        quiet_hours=parts.quiet,
+        windows=MappingProxyType(window_plans),
+        tests=tuple(parts.tests),
+        fingerprint=_fingerprint(ruleset, sources),
+        windows_by_event=MappingProxyType({k: tuple(v) for k, v in windows_by_event.items()}),
+        **_index(rules),
+    )

@@ -1,0 +1,499 @@
+"""The helpers generated code may call: the language's operators, null-safe.
+
+`NAMES` is the one table of what a generated function can see (after sqlglot's executor/env.py):
+the code generator refers to helpers only through it, and a compiled file's namespace holds
+nothing else but its constants. Every helper is total: for any input it returns a value, never
+raises (LANGUAGE.md §3, "null never raises").
+
+Values at run time: None (null), bool, int/float (number, duration in seconds, time in epoch
+seconds), str, list, dict. An ISO 8601 string meets time operations as the time it spells.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Final, Protocol
+
+__all__ = [
+    "NAMES",
+    "ConstSet",
+    "History",
+    "add",
+    "contains",
+    "count",
+    "days_since",
+    "div",
+    "endswith",
+    "eq",
+    "event_field",
+    "fresh",
+    "ge",
+    "gt",
+    "hours_since",
+    "in_const",
+    "in_list",
+    "in_segment",
+    "le",
+    "length",
+    "lower",
+    "lt",
+    "matches",
+    "mul",
+    "ne",
+    "neg",
+    "not_in",
+    "startswith",
+    "sub",
+    "to_time",
+    "upper",
+    "walk",
+]
+
+NUMBER_TYPES: Final = frozenset({int, float})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ISO_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}")
+ENVELOPE = frozenset({"id", "event", "contact_id", "timestamp"})
+
+
+class History(Protocol):
+    """What `count(...)` asks the engine: matching events of a window in the last `seconds`."""
+
+    def count(self, window_id: str, seconds: float, now: float) -> int: ...
+
+
+# ---------------------------------------------------------------------------- kinds
+
+
+def _is_num(v: object) -> bool:
+    t = type(v)
+    return t is int or t is float
+
+
+@lru_cache(maxsize=4096)
+def _iso(text: str) -> float | None:
+    """Epoch seconds of an ISO 8601 date or date-time (no offset means UTC), else None."""
+    if _ISO_HEAD.match(text) is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    try:
+        return (dt - _EPOCH).total_seconds()
+    except OverflowError:
+        return None
+
+
+def to_time(v: object) -> float | None:
+    """A time (epoch seconds) from a number or an ISO 8601 string; None for anything else."""
+    if type(v) is str:
+        return _iso(v)
+    if _is_num(v):
+        return float(v)  # type: ignore[arg-type]
+    return None
+
+
+def _same(a: object, b: object) -> bool:
+    """Same-kind equality, deep: 1 == 1.0, true != 1, "1" != 1; null equals null inside lists."""
+    ta, tb = type(a), type(b)
+    if ta is tb:
+        if ta is list or ta is tuple:
+            return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+        if ta is dict:
+            return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())  # type: ignore[attr-defined,index]
+        return a == b
+    if (ta is int or ta is float) and (tb is int or tb is float):
+        return a == b
+    if (ta is list or ta is tuple) and (tb is list or tb is tuple):
+        return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+    return False
+
+
+# ---------------------------------------------------------------------------- comparisons
+
+
+def eq(a: object, b: object) -> bool:
+    """`a == b`: false when either is null; otherwise same-kind equality."""
+    if a is None or b is None:
+        return False
+    return _same(a, b)
+
+
+def ne(a: object, b: object) -> bool:
+    """`a != b`: false when either is null; otherwise not `==`."""
+    if a is None or b is None:
+        return False
+    return not _same(a, b)
+
+
+def _ordered(a: object, b: object) -> tuple[Any, Any] | None:
+    """The pair to order, coerced: two numbers, two strings, or a time and an ISO string."""
+    ta, tb = type(a), type(b)
+    a_num = ta is int or ta is float
+    b_num = tb is int or tb is float
+    if a_num and b_num:
+        return a, b
+    if ta is str:
+        if tb is str:
+            return a, b
+        if b_num:
+            t = _iso(a)  # type: ignore[arg-type]
+            return None if t is None else (t, b)
+    elif a_num and tb is str:
+        t = _iso(b)  # type: ignore[arg-type]
+        return None if t is None else (a, t)
+    return None
+
+
+def lt(a: object, b: object) -> bool:
+    pair = _ordered(a, b)
+    return pair is not None and pair[0] < pair[1]
+
+
+def le(a: object, b: object) -> bool:
+    pair = _ordered(a, b)
+    return pair is not None and pair[0] <= pair[1]
+
+
+def gt(a: object, b: object) -> bool:
+    pair = _ordered(a, b)
+    return pair is not None and pair[0] > pair[1]
+
+
+def ge(a: object, b: object) -> bool:
+    pair = _ordered(a, b)
+    return pair is not None and pair[0] >= pair[1]
+
+
+def in_list(a: object, container: object) -> bool:
+    """`a in L`: membership (==) in a list, substring in a string, else false; null is false."""
+    if a is None or container is None:
+        return False
+    t = type(container)
+    if t is list or t is tuple:
+        return any(_same(a, x) for x in container)  # type: ignore[attr-defined]
+    if t is str:
+        return type(a) is str and a in container  # type: ignore[operator]
+    return False
+
+
+def not_in(a: object, container: object) -> bool:
+    """`a not in L`: the negation of `in` for non-null operands; null is false."""
+    if a is None or container is None:
+        return False
+    return not in_list(a, container)
+
+
+class ConstSet:
+    """A constant list prepared for `in`: hashable items split by kind, so that a lookup honours
+    `==` (1 == 1.0, but true != 1), the rest kept for a linear scan."""
+
+    __slots__ = ("items", "numbers", "others", "strings", "truths")
+
+    def __init__(self, items: list[Any] | tuple[Any, ...]) -> None:
+        self.items = tuple(items)
+        self.strings = frozenset(x for x in items if type(x) is str)
+        self.numbers = frozenset(x for x in items if _is_num(x))
+        self.truths = frozenset(x for x in items if type(x) is bool)
+        self.others = tuple(x for x in items if type(x) not in (str, int, float, bool))
+
+    def __contains__(self, a: object) -> bool:
+        t = type(a)
+        if t is str:
+            return a in self.strings
+        if t is int or t is float:
+            return a in self.numbers
+        if t is bool:
+            return a in self.truths
+        if a is None:
+            return False
+        return any(_same(a, x) for x in self.others)
+
+    def __repr__(self) -> str:
+        return f"ConstSet({list(self.items)!r})"
+
+
+def in_const(a: object, items: ConstSet) -> bool:
+    """`a in <constant list>`; null is false."""
+    return a is not None and a in items
+
+
+def contains(a: object, b: object) -> bool:
+    """`a contains b`: substring of a string, element (==) of a list; null is false."""
+    if a is None or b is None:
+        return False
+    t = type(a)
+    if t is str:
+        return type(b) is str and b in a  # type: ignore[operator]
+    if t is list or t is tuple:
+        return any(_same(b, x) for x in a)  # type: ignore[attr-defined]
+    return False
+
+
+def startswith(a: object, b: object) -> bool:
+    return type(a) is str and type(b) is str and a.startswith(b)  # type: ignore[attr-defined]
+
+
+def endswith(a: object, b: object) -> bool:
+    return type(a) is str and type(b) is str and a.endswith(b)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+
+
+def compile_regex(pattern: str) -> re.Pattern[str] | None:
+    """A pattern compiled once (None when it is not a valid regular expression)."""
+    return _regex(pattern)
+
+
+def matches(a: object, pattern: object) -> bool:
+    """`a matches "re"`: `re.search`, unanchored; a bad pattern or a non-string is false."""
+    if type(a) is not str or type(pattern) is not str:
+        return False
+    compiled = _regex(pattern)  # type: ignore[arg-type]
+    return compiled is not None and compiled.search(a) is not None  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------- arithmetic
+
+
+def add(a: object, b: object) -> Any:
+    """`a + b`: numbers, two strings joined, time + duration; else null."""
+    ta, tb = type(a), type(b)
+    a_num = ta is int or ta is float
+    b_num = tb is int or tb is float
+    try:
+        if a_num and b_num:
+            return a + b  # type: ignore[operator]
+        if ta is str:
+            if tb is str:
+                return a + b  # type: ignore[operator]
+            if b_num:
+                t = _iso(a)  # type: ignore[arg-type]
+                return None if t is None else t + b  # type: ignore[operator]
+        elif a_num and tb is str:
+            t = _iso(b)  # type: ignore[arg-type]
+            return None if t is None else a + t  # type: ignore[operator]
+    except OverflowError:
+        return None
+    return None
+
+
+def sub(a: object, b: object) -> Any:
+    """`a - b`: numbers; time - time is a duration, time - duration a time; else null."""
+    ta, tb = type(a), type(b)
+    try:
+        if (ta is int or ta is float) and (tb is int or tb is float):
+            return a - b  # type: ignore[operator]
+        x = to_time(a) if ta is str or tb is str else None
+        y = to_time(b) if x is not None else None
+        return None if y is None else x - y  # type: ignore[operator]
+    except OverflowError:
+        return None
+
+
+def mul(a: object, b: object) -> Any:
+    if _is_num(a) and _is_num(b):
+        try:
+            return a * b  # type: ignore[operator]
+        except OverflowError:
+            return None
+    return None
+
+
+def div(a: object, b: object) -> Any:
+    """`a / b` for numbers; dividing by zero gives null."""
+    if _is_num(a) and _is_num(b) and b != 0:
+        try:
+            return a / b  # type: ignore[operator]
+        except OverflowError:
+            return None
+    return None
+
+
+def neg(a: object) -> Any:
+    """Unary minus of a number; null for anything else."""
+    return -a if _is_num(a) else None  # type: ignore[operator]
+
+
+# ---------------------------------------------------------------------------- functions
+
+
+def lower(s: object) -> str | None:
+    return s.lower() if type(s) is str else None  # type: ignore[attr-defined]
+
+
+def upper(s: object) -> str | None:
+    return s.upper() if type(s) is str else None  # type: ignore[attr-defined]
+
+
+def length(x: object) -> int | None:
+    """`len(x)` of a string, list or object; null otherwise."""
+    t = type(x)
+    if t is str or t is list or t is dict or t is tuple:
+        return len(x)  # type: ignore[arg-type]
+    return None
+
+
+def days_since(t: object, now: float) -> float | None:
+    at = to_time(t)
+    return None if at is None else (now - at) / 86400.0
+
+
+def hours_since(t: object, now: float) -> float | None:
+    at = to_time(t)
+    return None if at is None else (now - at) / 3600.0
+
+
+def count(h: History | None, window_id: str, seconds: float, now: float) -> int:
+    """`count(E where C within D)`: the window's matching events in [now - D, now]."""
+    if h is None:
+        return 0
+    return h.count(window_id, seconds, now)
+
+
+def in_segment(c: Mapping[str, Any], segment: str) -> bool:
+    """`contact in S`: whether S is among the contact's `segments`."""
+    segments = c.get("segments")
+    if type(segments) in (list, tuple, set, frozenset):
+        return segment in segments  # type: ignore[operator]
+    return False
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def event_field(e: Any, name: str) -> Any:
+    """An event's property `name`; when absent, the envelope field of that name."""
+    if e is None:
+        return None
+    props = e.properties
+    if props and name in props:
+        return props[name]
+    if name == "id":
+        return e.id
+    if name == "event":
+        return e.type
+    if name == "contact_id":
+        return e.contact_id
+    if name == "timestamp":
+        return e.timestamp
+    return None
+
+
+def walk(value: Any, *keys: str) -> Any:
+    """Into nested objects; anything but an object on the way gives null."""
+    for key in keys:
+        if type(value) is not dict:
+            return None
+        value = value.get(key)
+    return value
+
+
+def fresh(value: Any) -> Any:
+    """A private copy of a constant list or object, so no caller can change the constant."""
+    return copy.deepcopy(value)
+
+
+# ---------------------------------------------------------------------------- the table
+
+# The only names generated code can see (plus its file's constants). Keys are the identifiers the
+# code generator emits; `type` is the one builtin, for inline kind checks.
+NAMES: Final[Mapping[str, Any]] = {
+    "type": type,
+    "NUM": NUMBER_TYPES,
+    "STR": str,
+    "DICT": dict,
+    "eq": eq,
+    "ne": ne,
+    "lt": lt,
+    "le": le,
+    "gt": gt,
+    "ge": ge,
+    "in_list": in_list,
+    "not_in": not_in,
+    "in_const": in_const,
+    "contains": contains,
+    "startswith": startswith,
+    "endswith": endswith,
+    "matches": matches,
+    "add": add,
+    "sub": sub,
+    "mul": mul,
+    "div": div,
+    "neg": neg,
+    "lower": lower,
+    "upper": upper,
+    "length": length,
+    "days_since": days_since,
+    "hours_since": hours_since,
+    "count": count,
+    "in_segment": in_segment,
+    "event_field": event_field,
+    "walk": walk,
+    "fresh": fresh,
+}
+
+# The language's operators and functions to helpers: used by the constant folder and the code
+# generator alike, so both agree on every operator's meaning.
+COMPARE: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
+    "==": eq,
+    "!=": ne,
+    "<": lt,
+    "<=": le,
+    ">": gt,
+    ">=": ge,
+    "in": in_list,
+    "not in": not_in,
+    "contains": contains,
+    "startswith": startswith,
+    "endswith": endswith,
+    "matches": matches,
+}
+COMPARE_NAMES: Final[Mapping[str, str]] = {
+    "==": "eq",
+    "!=": "ne",
+    "<": "lt",
+    "<=": "le",
+    ">": "gt",
+    ">=": "ge",
+    "in": "in_list",
+    "not in": "not_in",
+    "contains": "contains",
+    "startswith": "startswith",
+    "endswith": "endswith",
+    "matches": "matches",
+}
+ARITHMETIC: Final[Mapping[str, Callable[[Any, Any], Any]]] = {
+    "+": add,
+    "-": sub,
+    "*": mul,
+    "/": div,
+}
+ARITHMETIC_NAMES: Final[Mapping[str, str]] = {"+": "add", "-": "sub", "*": "mul", "/": "div"}
+# Functions that need only their argument (days_since/hours_since also take `now`).
+PURE_FUNCTIONS: Final[Mapping[str, Callable[[Any], Any]]] = {
+    "lower": lower,
+    "upper": upper,
+    "len": length,
+}
+PURE_FUNCTION_NAMES: Final[Mapping[str, str]] = {
+    "lower": "lower",
+    "upper": "upper",
+    "len": "length",
+}
+TIME_FUNCTIONS: Final[Mapping[str, str]] = {
+    "days_since": "days_since",
+    "hours_since": "hours_since",
+}
