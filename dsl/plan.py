@@ -10,6 +10,15 @@ Generated functions (`Fn`) all take the same four arguments, positionally:
 - `b`: bindings, `dict[str, event]`: `"event"` (the event that fired) plus every alias and event
   type name in scope. An event is any object with the attributes `id`, `type`, `contact_id`,
   `ts` (epoch seconds), `timestamp` (ISO string) and `properties` (dict) — the engine's `Event`.
+  The compiler resolves every name at compile time, so generated code reads only these keys
+  (a missing key reads as null; extra keys are ignored):
+  - `b["event"]`: the event being matched, in any `Match.where` (trigger, exit, goal) and in
+    `Window.where`; in a rule's `condition` and steps, the event that fired: E2 for
+    `followed_by`, E1 for `not_followed_by`, the matching E for `event`/`repeated`, whatever the
+    engine has (or nothing) for `inactive`/`entered`/`left`.
+  - `b[trigger.first.binding]`: E1, in `second.where` of `followed_by` and `not_followed_by`, and
+    in the `condition` and steps of `followed_by`.
+  - nothing for `Segment.condition` and `ExpectContact.condition` (`b = {}`).
 - `c`: the contact, `dict[str, Any]`: its traits plus `score`, `stage`, `first_seen`,
   `last_seen`, `segments` (list of segment names).
 - `now`: epoch seconds (float): the engine's clock.

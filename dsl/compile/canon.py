@@ -56,9 +56,13 @@ def _level(expr: ast.Expr) -> int:
         return _COMPARE
     if isinstance(expr, ast.Binary):
         return _SUM if expr.op in "+-" else _PRODUCT
-    if isinstance(expr, ast.Literal) and isinstance(expr.value, int | float):
-        if not isinstance(expr.value, bool) and expr.value < 0:
-            return _UNARY
+    if (
+        isinstance(expr, ast.Literal)
+        and isinstance(expr.value, int | float)
+        and not isinstance(expr.value, bool)
+        and expr.value < 0
+    ):
+        return _UNARY
     return _PRIMARY
 
 
