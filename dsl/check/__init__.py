@@ -1,20 +1,42 @@
 """The checker: `check(ruleset) -> Checked`.
 
-It runs the passes of `PASSES` in order over the whole ruleset (every file at once, since names
-declared in one file are visible in all), collects every diagnostic, sorts them by location and
-keeps the first 20. Results for later stages go in side tables of `Checked`, never on the nodes.
+It runs the passes of `PASSES` in order over the whole ruleset (every file at once: names declared
+in one file are visible in all), collects every diagnostic, sorts them by location and keeps the
+first 20. Results for later stages go in side tables of `Checked`, never on the nodes.
+
+A pass is a plain function `check_x(ruleset, ctx) -> list[Diagnostic]`. Passes never raise for a
+user's mistake; an exception from a pass is a bug in the checker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .. import ast
+from ..codes import diagnostic
 from ..diagnostics import Diagnostic, sort_and_limit
+from .context import Context
+from .declarations import check_declarations
+from .names import check_names
+from .rules import check_rules
+from .tests import check_tests
+from .timing import check_timing
+from .types import check_types
 
-__all__ = ["Checked", "check"]
+__all__ = ["PASSES", "Checked", "check"]
+
+Pass = Callable[[ast.Ruleset, Context], list[Diagnostic]]
+
+PASSES: tuple[Pass, ...] = (
+    check_declarations,
+    check_names,
+    check_types,  # fills ctx.types; after names, so unknown names are reported once
+    check_timing,
+    check_rules,
+    check_tests,  # reads ctx.types: must run after check_types
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +47,9 @@ class Checked:
     segments: Mapping[str, ast.Segment]
     event_schemas: Mapping[str, Mapping[str, str]]  # event type -> field -> type name
     contact_schema: Mapping[str, str] | None
-    types: Mapping[int, str] = field(default_factory=dict)  # id(expr) -> static type
+    # id(expression node) -> its static type: string, number, bool, time, duration, list,
+    # object, null or any (unknown).
+    types: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -33,25 +57,25 @@ class Checked:
 
 
 def check(ruleset: ast.Ruleset) -> Checked:
-    lets: dict[str, ast.Let] = {}
-    segments: dict[str, ast.Segment] = {}
-    events: dict[str, dict[str, str]] = {}
-    contact: dict[str, str] | None = None
-    for decl in ruleset.decls():
-        if isinstance(decl, ast.Let):
-            lets.setdefault(decl.name.value, decl)
-        elif isinstance(decl, ast.Segment):
-            segments.setdefault(decl.name.value, decl)
-        elif isinstance(decl, ast.EventSchema):
-            events.setdefault(decl.name.value, {f.name.value: f.type.value for f in decl.fields})
-        elif isinstance(decl, ast.ContactSchema) and contact is None:
-            contact = {f.name.value: f.type.value for f in decl.fields}
+    ctx = Context.build(ruleset)
+    found: list[Diagnostic] = []
+    for run in PASSES:
+        try:
+            found += run(ruleset, ctx)
+        except RecursionError:
+            found.append(_too_deep(ruleset))
     return Checked(
         ruleset,
-        tuple(sort_and_limit([])),
-        MappingProxyType(lets),
-        MappingProxyType(segments),
-        MappingProxyType({k: MappingProxyType(v) for k, v in events.items()}),
-        MappingProxyType(contact) if contact is not None else None,
-        MappingProxyType({}),
+        tuple(sort_and_limit(found)),
+        MappingProxyType(ctx.lets),
+        MappingProxyType(ctx.segments),
+        MappingProxyType({k: MappingProxyType(v) for k, v in ctx.event_schemas.items()}),
+        MappingProxyType(ctx.contact_schema) if ctx.contact_schema is not None else None,
+        MappingProxyType(ctx.types),
     )
+
+
+def _too_deep(ruleset: ast.Ruleset) -> Diagnostic:
+    where = ruleset.files[0].span if ruleset.files else None
+    assert where is not None, "a pass recursed on an empty ruleset"
+    return diagnostic("too-deep", "an expression in this ruleset nests too deeply to check", where)

@@ -1,0 +1,297 @@
+"""Names: every name in an expression, alias and segment reference must mean something here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from .. import ast
+from ..codes import diagnostic
+from ..diagnostics import Diagnostic, hint
+from .context import Context
+from .scopes import Scope, count_scope, resolve, roots, visible_names
+from .walk import children, trigger_matches
+
+_TIME_FUNCTIONS = ("days_since", "hours_since")
+
+
+def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
+    """Unknown names, aliases and segments; events used where they are not bound; constants that
+    read what changes; aliases that clash.
+
+    >>> rule r
+    >>>     when cart_updated as cart where crat.value > 0      # unknown-name
+    >>>     then
+    >>>         score += 1
+    >>> end
+    """
+    out: list[Diagnostic] = []
+    for root in roots(ctx):
+        if root.role == "data":
+            out += _test_data(root.expr, root.scope)
+            continue
+        for expr, scope in _scoped(root.expr, root.scope):
+            out += _expression(expr, scope, ctx)
+    for decl in ruleset.decls():
+        if isinstance(decl, ast.Rule):
+            out += _aliases(decl, ctx)
+            trigger = decl.trigger
+            if isinstance(trigger, ast.SegmentChange):
+                out += _segment_ref(trigger.segment, ctx)
+    out += _segment_cycles(ctx)
+    return out
+
+
+def _test_data(expr: ast.Expr, scope: Scope) -> list[Diagnostic]:
+    """Test data holds literals only: report the outermost non-literal of each branch."""
+    out: list[Diagnostic] = []
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        problem = _not_constant(node, scope)
+        if problem is not None:
+            out.append(problem)
+        else:
+            stack.extend(children(node))
+    return out
+
+
+def _scoped(expr: ast.Expr, scope: Scope) -> Iterator[tuple[ast.Expr, Scope]]:
+    """Every sub-expression with its scope (a `count(...)` condition has its own)."""
+    stack: list[tuple[ast.Expr, Scope]] = [(expr, scope)]
+    while stack:
+        node, here = stack.pop()
+        yield node, here
+        inner = count_scope(node, here) if isinstance(node, ast.Count) else here
+        stack.extend((child, inner) for child in reversed(children(node)))
+
+
+def _expression(expr: ast.Expr, scope: Scope, ctx: Context) -> list[Diagnostic]:
+    if scope.constant:
+        problem = _not_constant(expr, scope)
+        if problem is not None:
+            return [problem]
+    if isinstance(expr, ast.Path):
+        return _path(expr, scope, ctx)
+    if isinstance(expr, ast.InSegment):
+        return _segment_ref(expr.segment, ctx)
+    return []
+
+
+_LITERAL_NODES = (ast.Literal, ast.Duration, ast.ListExpr, ast.ObjectExpr)
+
+
+def _not_constant(expr: ast.Expr, scope: Scope) -> Diagnostic | None:
+    if scope.place == "test data":
+        if isinstance(expr, _LITERAL_NODES):
+            return None
+        return diagnostic(
+            "not-constant",
+            "test data must be a literal value",
+            expr.span,
+            "",
+            "values in tests are literals: strings, numbers, true/false, null, lists, objects",
+        )
+    what: str | None = None
+    if isinstance(expr, ast.Now):
+        what = "`now`"
+    elif isinstance(expr, ast.Count):
+        what = "`count(...)`"
+    elif isinstance(expr, ast.InSegment):
+        what = "segment membership"
+    elif isinstance(expr, ast.Call) and expr.name.value in _TIME_FUNCTIONS:
+        what = f"`{expr.name.value}` (it depends on `now`)"
+    elif isinstance(expr, ast.Path) and expr.head in ("contact", "event"):
+        what = f"`{expr.head}`"
+    if what is None:
+        return None
+    return diagnostic(
+        "not-constant",
+        f"a constant cannot use {what}",
+        expr.span,
+        "",
+        "a `let` is computed once when the ruleset loads; "
+        "put conditions on the contact in a segment or in the rule",
+    )
+
+
+def _path(path: ast.Path, scope: Scope, ctx: Context) -> list[Diagnostic]:
+    head = path.parts[0]
+    found = resolve(scope, head.value, ctx)
+    if found.kind == "unknown":
+        return [
+            diagnostic(
+                "unknown-name",
+                f"unknown name `{head.value}`{hint(head.value, visible_names(scope, ctx))}",
+                head.span,
+                "",
+                _what_names_are(scope),
+            )
+        ]
+    if found.kind == "hidden":
+        return [
+            diagnostic(
+                "unbound-event",
+                f"`{head.value}` is not available here",
+                head.span,
+                "",
+                found.why,
+            )
+        ]
+    if found.kind == "binding" and found.binding is not None and found.binding.ambiguous:
+        return [
+            diagnostic(
+                "ambiguous-name",
+                f"`{head.value}` could mean either event of this rule",
+                head.span,
+                "",
+                "give the events aliases (`as first`, `as second`) and use those",
+            )
+        ]
+    if found.kind == "let" and found.let is not None and scope.let_limit is not None:
+        order = ctx.let_order.get(head.value)
+        if order is not None and order >= scope.let_limit:
+            message = (
+                f"the constant `{head.value}` uses itself"
+                if order == scope.let_limit
+                else f"the constant `{head.value}` is declared after this one"
+            )
+            return [
+                diagnostic(
+                    "let-order",
+                    message,
+                    head.span,
+                    "",
+                    f"`{head.value}` is declared at {found.let.name.span}; "
+                    "a constant may use only constants declared before it",
+                )
+            ]
+    return []
+
+
+def _what_names_are(scope: Scope) -> str:
+    if scope.constant:
+        return "a constant may use literals and constants declared before it"
+    parts = ["a `let` constant"]
+    if scope.bindings:
+        parts.append("an event of this rule (its alias or type name)")
+    if scope.event is not None:
+        parts.append("`event`")
+    if scope.contact:
+        parts.append("`contact`")
+    listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+    return f"a name here is {listed}"
+
+
+def _segment_ref(name: ast.Name, ctx: Context) -> list[Diagnostic]:
+    if name.value in ctx.segments:
+        return []
+    return [
+        diagnostic(
+            "unknown-segment",
+            f"unknown segment `{name.value}`{hint(name.value, ctx.segments)}",
+            name.span,
+        )
+    ]
+
+
+def _aliases(rule: ast.Rule, ctx: Context) -> list[Diagnostic]:
+    """Aliases hiding constants, two events of one rule with one alias, an alias on the event
+    that must not come."""
+    out: list[Diagnostic] = []
+    trigger = rule.trigger
+    matches = list(trigger_matches(trigger))
+    if isinstance(trigger, ast.NotFollowedBy) and trigger.second.alias is not None:
+        alias = trigger.second.alias
+        out.append(
+            diagnostic(
+                "alias-not-allowed",
+                "the event after `not followed by` takes no alias",
+                alias.span,
+                "",
+                f"it is the event that must not come; inside its `where`, "
+                f"call it `{trigger.second.event.value}`",
+            )
+        )
+    exits = [c.match for c in rule.clauses if isinstance(c, ast.ExitOn | ast.Goal)]
+    for match in [*matches, *exits]:
+        if match.alias is not None and match.alias.value in ctx.lets:
+            alias = match.alias
+            out.append(
+                diagnostic(
+                    "shadowed-name",
+                    f"the alias `{alias.value}` hides the constant `{alias.value}`",
+                    alias.span,
+                    "",
+                    f"the constant is declared at {ctx.lets[alias.value].name.span}; "
+                    "choose another alias",
+                )
+            )
+    if len(matches) == 2:
+        first, second = matches
+        names_first = {first.event.value, first.binding}
+        if second.alias is not None and second.alias.value in names_first:
+            taken = second.alias.value
+            if not (taken == second.event.value == first.event.value):
+                out.append(
+                    diagnostic(
+                        "duplicate-alias",
+                        f"`{taken}` already names the first event of this rule",
+                        second.alias.span,
+                    )
+                )
+        elif first.alias is not None and first.alias.value == second.event.value:
+            out.append(
+                diagnostic(
+                    "duplicate-alias",
+                    f"the alias `{first.alias.value}` is also the type of the second event",
+                    first.alias.span,
+                )
+            )
+    return out
+
+
+def _segment_cycles(ctx: Context) -> list[Diagnostic]:
+    """Segments defined through each other (`a` uses `b`, `b` uses `a`)."""
+    uses: dict[str, list[ast.InSegment]] = {}
+    for name, segment in ctx.segments.items():
+        refs: list[ast.InSegment] = []
+        stack: list[ast.Expr] = [segment.condition]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, ast.InSegment):
+                refs.append(node)
+            stack.extend(children(node))
+        uses[name] = refs
+    out: list[Diagnostic] = []
+    reported: set[str] = set()
+    for start in ctx.segments:
+        path = _cycle_from(start, uses)
+        if path is None or start in reported:
+            continue
+        reported.update(path)
+        ref = next(r for r in uses[start] if r.segment.value == path[1 % len(path)])
+        chain = " -> ".join([*path, path[0]])
+        out.append(
+            diagnostic(
+                "segment-cycle",
+                f"the segment `{start}` depends on itself ({chain})",
+                ref.span,
+            )
+        )
+    return out
+
+
+def _cycle_from(start: str, uses: dict[str, list[ast.InSegment]]) -> list[str] | None:
+    """The segments of a cycle through `start`, starting with it; None when there is none."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for ref in uses.get(node, ()):
+            target = ref.segment.value
+            if target == start:
+                return path
+            if target in uses and target not in seen:
+                seen.add(target)
+                stack.append((target, [*path, target]))
+    return None
