@@ -20,7 +20,7 @@ import ast as py
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .. import ast
 from ..plan import Fn
@@ -28,6 +28,8 @@ from . import runtime
 from .fold import NOT_CONSTANT, Folder
 
 __all__ = ["FileUnit", "Scope", "WindowUse", "compile_expression"]
+
+_N = TypeVar("_N", bound=py.AST)
 
 ARGS = ("b", "c", "now", "h")
 
@@ -77,10 +79,11 @@ class FileUnit:
         index = len(self._defs)
         self._keys[key] = index
         self._keep.append(expr)
+        self._defs.append(py.Pass())  # the slot; generating may add nested functions (count)
+        self._labels.append(label)
         gen = _Gen(self, scope)
         body = gen.value(expr) if value else gen.expr(expr)
-        self._defs.append(_function(f"_f{index}", body, expr.span))
-        self._labels.append(label)
+        self._defs[index] = _function(f"_f{index}", body, expr.span)
         return index
 
     def const(self, value: Any, prefix: str = "_k") -> py.expr:
@@ -146,15 +149,20 @@ def _function(name: str, body: py.expr, span: Any) -> py.FunctionDef:
     return _at(fn, span)
 
 
-def _at(node: Any, span: Any) -> Any:
+def _at(node: _N, span: Any) -> _N:
     """Put a source position on a generated node (columns count characters, from 0)."""
-    node.lineno = span.line
-    node.col_offset = max(span.column - 1, 0)
-    node.end_lineno = max(span.end_line, span.line)
-    end_col = span.end_column - 1
-    if node.end_lineno == node.lineno:
-        end_col = max(end_col, node.col_offset)
-    node.end_col_offset = end_col
+    line, column = span.line, max(span.column - 1, 0)
+    end_line = max(span.end_line, line)
+    end_column = span.end_column - 1
+    if end_line == line:
+        end_column = max(end_column, column)
+    for attr, value in (
+        ("lineno", line),
+        ("col_offset", column),
+        ("end_lineno", end_line),
+        ("end_col_offset", end_column),
+    ):
+        setattr(node, attr, value)
     return node
 
 

@@ -18,6 +18,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
+# A value of the language at run time: None, bool, int, float, str, list or dict.
+Value = Any
+
 __all__ = [
     "NAMES",
     "ConstSet",
@@ -68,7 +71,7 @@ class History(Protocol):
 # ---------------------------------------------------------------------------- kinds
 
 
-def _is_num(v: object) -> bool:
+def _is_num(v: Value) -> bool:
     t = type(v)
     return t is int or t is float
 
@@ -90,49 +93,49 @@ def _iso(text: str) -> float | None:
         return None
 
 
-def to_time(v: object) -> float | None:
+def to_time(v: Value) -> float | None:
     """A time (epoch seconds) from a number or an ISO 8601 string; None for anything else."""
     if type(v) is str:
         return _iso(v)
     if _is_num(v):
-        return float(v)  # type: ignore[arg-type]
+        return float(v)
     return None
 
 
-def _same(a: object, b: object) -> bool:
+def _same(a: Value, b: Value) -> bool:
     """Same-kind equality, deep: 1 == 1.0, true != 1, "1" != 1; null equals null inside lists."""
     ta, tb = type(a), type(b)
     if ta is tb:
         if ta is list or ta is tuple:
-            return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+            return len(a) == len(b) and all(map(_same, a, b))
         if ta is dict:
-            return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())  # type: ignore[attr-defined,index]
-        return a == b
+            return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+        return bool(a == b)
     if (ta is int or ta is float) and (tb is int or tb is float):
-        return a == b
+        return bool(a == b)
     if (ta is list or ta is tuple) and (tb is list or tb is tuple):
-        return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+        return len(a) == len(b) and all(map(_same, a, b))
     return False
 
 
 # ---------------------------------------------------------------------------- comparisons
 
 
-def eq(a: object, b: object) -> bool:
+def eq(a: Value, b: Value) -> bool:
     """`a == b`: false when either is null; otherwise same-kind equality."""
     if a is None or b is None:
         return False
     return _same(a, b)
 
 
-def ne(a: object, b: object) -> bool:
+def ne(a: Value, b: Value) -> bool:
     """`a != b`: false when either is null; otherwise not `==`."""
     if a is None or b is None:
         return False
     return not _same(a, b)
 
 
-def _ordered(a: object, b: object) -> tuple[Any, Any] | None:
+def _ordered(a: Value, b: Value) -> tuple[Any, Any] | None:
     """The pair to order, coerced: two numbers, two strings, or a time and an ISO string."""
     ta, tb = type(a), type(b)
     a_num = ta is int or ta is float
@@ -143,47 +146,47 @@ def _ordered(a: object, b: object) -> tuple[Any, Any] | None:
         if tb is str:
             return a, b
         if b_num:
-            t = _iso(a)  # type: ignore[arg-type]
+            t = _iso(a)
             return None if t is None else (t, b)
     elif a_num and tb is str:
-        t = _iso(b)  # type: ignore[arg-type]
+        t = _iso(b)
         return None if t is None else (a, t)
     return None
 
 
-def lt(a: object, b: object) -> bool:
+def lt(a: Value, b: Value) -> bool:
     pair = _ordered(a, b)
     return pair is not None and pair[0] < pair[1]
 
 
-def le(a: object, b: object) -> bool:
+def le(a: Value, b: Value) -> bool:
     pair = _ordered(a, b)
     return pair is not None and pair[0] <= pair[1]
 
 
-def gt(a: object, b: object) -> bool:
+def gt(a: Value, b: Value) -> bool:
     pair = _ordered(a, b)
     return pair is not None and pair[0] > pair[1]
 
 
-def ge(a: object, b: object) -> bool:
+def ge(a: Value, b: Value) -> bool:
     pair = _ordered(a, b)
     return pair is not None and pair[0] >= pair[1]
 
 
-def in_list(a: object, container: object) -> bool:
+def in_list(a: Value, container: Value) -> bool:
     """`a in L`: membership (==) in a list, substring in a string, else false; null is false."""
     if a is None or container is None:
         return False
     t = type(container)
     if t is list or t is tuple:
-        return any(_same(a, x) for x in container)  # type: ignore[attr-defined]
+        return any(_same(a, x) for x in container)
     if t is str:
-        return type(a) is str and a in container  # type: ignore[operator]
+        return type(a) is str and a in container
     return False
 
 
-def not_in(a: object, container: object) -> bool:
+def not_in(a: Value, container: Value) -> bool:
     """`a not in L`: the negation of `in` for non-null operands; null is false."""
     if a is None or container is None:
         return False
@@ -203,7 +206,7 @@ class ConstSet:
         self.truths = frozenset(x for x in items if type(x) is bool)
         self.others = tuple(x for x in items if type(x) not in (str, int, float, bool))
 
-    def __contains__(self, a: object) -> bool:
+    def __contains__(self, a: Value) -> bool:
         t = type(a)
         if t is str:
             return a in self.strings
@@ -219,29 +222,29 @@ class ConstSet:
         return f"ConstSet({list(self.items)!r})"
 
 
-def in_const(a: object, items: ConstSet) -> bool:
+def in_const(a: Value, items: ConstSet) -> bool:
     """`a in <constant list>`; null is false."""
     return a is not None and a in items
 
 
-def contains(a: object, b: object) -> bool:
+def contains(a: Value, b: Value) -> bool:
     """`a contains b`: substring of a string, element (==) of a list; null is false."""
     if a is None or b is None:
         return False
     t = type(a)
     if t is str:
-        return type(b) is str and b in a  # type: ignore[operator]
+        return type(b) is str and b in a
     if t is list or t is tuple:
-        return any(_same(b, x) for x in a)  # type: ignore[attr-defined]
+        return any(_same(b, x) for x in a)
     return False
 
 
-def startswith(a: object, b: object) -> bool:
-    return type(a) is str and type(b) is str and a.startswith(b)  # type: ignore[attr-defined]
+def startswith(a: Value, b: Value) -> bool:
+    return type(a) is str and type(b) is str and a.startswith(b)
 
 
-def endswith(a: object, b: object) -> bool:
-    return type(a) is str and type(b) is str and a.endswith(b)  # type: ignore[attr-defined]
+def endswith(a: Value, b: Value) -> bool:
+    return type(a) is str and type(b) is str and a.endswith(b)
 
 
 @lru_cache(maxsize=256)
@@ -257,101 +260,102 @@ def compile_regex(pattern: str) -> re.Pattern[str] | None:
     return _regex(pattern)
 
 
-def matches(a: object, pattern: object) -> bool:
+def matches(a: Value, pattern: Value) -> bool:
     """`a matches "re"`: `re.search`, unanchored; a bad pattern or a non-string is false."""
     if type(a) is not str or type(pattern) is not str:
         return False
-    compiled = _regex(pattern)  # type: ignore[arg-type]
-    return compiled is not None and compiled.search(a) is not None  # type: ignore[arg-type]
+    compiled = _regex(pattern)
+    return compiled is not None and compiled.search(a) is not None
 
 
 # ---------------------------------------------------------------------------- arithmetic
 
 
-def add(a: object, b: object) -> Any:
+def add(a: Value, b: Value) -> Any:
     """`a + b`: numbers, two strings joined, time + duration; else null."""
     ta, tb = type(a), type(b)
     a_num = ta is int or ta is float
     b_num = tb is int or tb is float
     try:
         if a_num and b_num:
-            return a + b  # type: ignore[operator]
+            return a + b
         if ta is str:
             if tb is str:
-                return a + b  # type: ignore[operator]
+                return a + b
             if b_num:
-                t = _iso(a)  # type: ignore[arg-type]
-                return None if t is None else t + b  # type: ignore[operator]
+                t = _iso(a)
+                return None if t is None else t + b
         elif a_num and tb is str:
-            t = _iso(b)  # type: ignore[arg-type]
-            return None if t is None else a + t  # type: ignore[operator]
+            t = _iso(b)
+            return None if t is None else a + t
     except OverflowError:
         return None
     return None
 
 
-def sub(a: object, b: object) -> Any:
+def sub(a: Value, b: Value) -> Any:
     """`a - b`: numbers; time - time is a duration, time - duration a time; else null."""
     ta, tb = type(a), type(b)
     try:
         if (ta is int or ta is float) and (tb is int or tb is float):
-            return a - b  # type: ignore[operator]
-        x = to_time(a) if ta is str or tb is str else None
-        y = to_time(b) if x is not None else None
-        return None if y is None else x - y  # type: ignore[operator]
+            return a - b
+        if ta is not str and tb is not str:
+            return None
+        x, y = to_time(a), to_time(b)
+        return None if x is None or y is None else x - y
     except OverflowError:
         return None
 
 
-def mul(a: object, b: object) -> Any:
+def mul(a: Value, b: Value) -> Any:
     if _is_num(a) and _is_num(b):
         try:
-            return a * b  # type: ignore[operator]
+            return a * b
         except OverflowError:
             return None
     return None
 
 
-def div(a: object, b: object) -> Any:
+def div(a: Value, b: Value) -> Any:
     """`a / b` for numbers; dividing by zero gives null."""
     if _is_num(a) and _is_num(b) and b != 0:
         try:
-            return a / b  # type: ignore[operator]
+            return a / b
         except OverflowError:
             return None
     return None
 
 
-def neg(a: object) -> Any:
+def neg(a: Value) -> Any:
     """Unary minus of a number; null for anything else."""
-    return -a if _is_num(a) else None  # type: ignore[operator]
+    return -a if _is_num(a) else None
 
 
 # ---------------------------------------------------------------------------- functions
 
 
-def lower(s: object) -> str | None:
-    return s.lower() if type(s) is str else None  # type: ignore[attr-defined]
+def lower(s: Value) -> str | None:
+    return s.lower() if type(s) is str else None
 
 
-def upper(s: object) -> str | None:
-    return s.upper() if type(s) is str else None  # type: ignore[attr-defined]
+def upper(s: Value) -> str | None:
+    return s.upper() if type(s) is str else None
 
 
-def length(x: object) -> int | None:
+def length(x: Value) -> int | None:
     """`len(x)` of a string, list or object; null otherwise."""
     t = type(x)
     if t is str or t is list or t is dict or t is tuple:
-        return len(x)  # type: ignore[arg-type]
+        return len(x)
     return None
 
 
-def days_since(t: object, now: float) -> float | None:
+def days_since(t: Value, now: float) -> float | None:
     at = to_time(t)
     return None if at is None else (now - at) / 86400.0
 
 
-def hours_since(t: object, now: float) -> float | None:
+def hours_since(t: Value, now: float) -> float | None:
     at = to_time(t)
     return None if at is None else (now - at) / 3600.0
 
@@ -365,9 +369,9 @@ def count(h: History | None, window_id: str, seconds: float, now: float) -> int:
 
 def in_segment(c: Mapping[str, Any], segment: str) -> bool:
     """`contact in S`: whether S is among the contact's `segments`."""
-    segments = c.get("segments")
+    segments: Any = c.get("segments")
     if type(segments) in (list, tuple, set, frozenset):
-        return segment in segments  # type: ignore[operator]
+        return segment in segments
     return False
 
 
