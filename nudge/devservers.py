@@ -95,7 +95,8 @@ _running: set[_ProcessServer] = set()
 @atexit.register
 def _stop_leftovers() -> None:
     for server in list(_running):
-        server.stop()
+        with contextlib.suppress(Exception):  # Logging may fail once stdout is closed.
+            server.stop()
 
 
 class _ProcessServer:
@@ -228,10 +229,11 @@ class _ProcessServer:
 
     def stop(self) -> None:
         """Terminate (then kill after `stop_timeout`) and remove the temporary directory."""
-        if self._process is not None:
-            _log.info("devserver.stopping", server=self.name, port=self._port)
+        was_running, port = self._process is not None, self._port
         _running.discard(self)
         self._shutdown()
+        if was_running:
+            _log.info("devserver.stopped", server=self.name, port=port)
 
     def _shutdown(self) -> None:
         process, self._process = self._process, None
