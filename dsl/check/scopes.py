@@ -6,8 +6,7 @@ LANGUAGE.md §3 and the language reference: in `followed by`, `event` is the sec
 are bound; in `not followed by`, `event` is the first and the second is visible only inside its own
 `where`; inside `count(E ...)` only `E` (also as `event`), the contact and constants are visible; a
 segment and a test's `expect ... has` see the contact and constants; a `let` and test data are
-constants. An `exit on E where C` sees the rule's events plus `E`; a goal's `where` sees only the
-goal event.
+constants. The `where` of an `exit on` or a `goal` sees only its own event.
 """
 
 from __future__ import annotations
@@ -173,18 +172,13 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
         body = Scope(here, {}, Binding(None))
     clauses: list[tuple[ast.EventMatch, Scope]] = []
     for clause in rule.clauses:
-        if isinstance(clause, ast.ExitOn):
+        if isinstance(clause, ast.ExitOn | ast.Goal):
             own = _bind(clause.match)
-            names = {**body.bindings, **own}
-            hidden = {n: w for n, w in body.hidden.items() if n not in own}
+            kind = "an `exit on`" if isinstance(clause, ast.ExitOn) else "a `goal`"
+            why = f"the `where` of {kind} sees only its own event, the contact and constants"
+            hidden = {n: why for n in (*body.bindings, *body.hidden) if n not in own}
             event = own[clause.match.event.value]
-            clauses.append((clause.match, Scope(here, names, event, hidden=hidden)))
-        elif isinstance(clause, ast.Goal):
-            own = _bind(clause.match)
-            why = "a goal's `where` sees only the goal event, the contact and constants"
-            hidden = {n: why for n in body.bindings if n not in own}
-            event = own[clause.match.event.value]
-            clauses.append((clause.match, Scope("a goal", own, event, hidden=hidden)))
+            clauses.append((clause.match, Scope(f"{kind} condition", own, event, hidden=hidden)))
     return RuleScopes(tuple(wheres), body, tuple(clauses))
 
 
