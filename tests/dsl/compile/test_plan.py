@@ -298,7 +298,7 @@ def test_a_bad_timestamp_the_checker_missed() -> None:
     text = 'test "t"\n    at 2026-13-40T10:00:00Z c1 x\nend\n'
     rule_file, syntax = parse(Source("t.rules", text))
     assert not syntax
-    with pytest.raises(CompileError, match="t.rules:2"):
+    with pytest.raises(CompileError, match=r"t\.rules:2"):
         compile_ruleset(check(ast.Ruleset((rule_file,))))
 
 
