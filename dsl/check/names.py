@@ -26,8 +26,8 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     """
     out: list[Diagnostic] = []
     for root in roots(ctx):
-        if root.role == "data":
-            out += _test_data(root.expr, root.scope)
+        if root.scope.constant:
+            out += _constant(root.expr, root.scope, ctx)
             continue
         for expr, scope in _scoped(root.expr, root.scope):
             out += _expression(expr, scope, ctx)
@@ -41,8 +41,8 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     return out
 
 
-def _test_data(expr: ast.Expr, scope: Scope) -> list[Diagnostic]:
-    """Test data holds literals only: report the outermost non-literal of each branch."""
+def _constant(expr: ast.Expr, scope: Scope, ctx: Context) -> list[Diagnostic]:
+    """A constant or test data: report the outermost part that is not constant, once."""
     out: list[Diagnostic] = []
     stack = [expr]
     while stack:
@@ -50,8 +50,10 @@ def _test_data(expr: ast.Expr, scope: Scope) -> list[Diagnostic]:
         problem = _not_constant(node, scope)
         if problem is not None:
             out.append(problem)
-        else:
-            stack.extend(children(node))
+            continue
+        if isinstance(node, ast.Path):
+            out += _path(node, scope, ctx)
+        stack.extend(children(node))
     return out
 
 
@@ -66,10 +68,6 @@ def _scoped(expr: ast.Expr, scope: Scope) -> Iterator[tuple[ast.Expr, Scope]]:
 
 
 def _expression(expr: ast.Expr, scope: Scope, ctx: Context) -> list[Diagnostic]:
-    if scope.constant:
-        problem = _not_constant(expr, scope)
-        if problem is not None:
-            return [problem]
     if isinstance(expr, ast.Path):
         return _path(expr, scope, ctx)
     if isinstance(expr, ast.InSegment):

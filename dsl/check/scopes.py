@@ -75,7 +75,10 @@ def resolve(scope: Scope, name: str, ctx: Context) -> Resolved:
     if name in ctx.lets:
         return Resolved("let", let=ctx.lets[name])
     if name in ctx.event_types:
-        return Resolved("hidden", why=f"{scope.place} does not see the event `{name}`")
+        ask = f"to ask about earlier events, use `count({name} [where ...] within <duration>)`"
+        if scope.bindings or scope.event is not None:
+            return Resolved("hidden", why=f"{scope.place} does not trigger on `{name}`; {ask}")
+        return Resolved("hidden", why=f"{scope.place} sees no event; {ask}")
     return Resolved("unknown")
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from .. import ast
 from ..codes import diagnostic
-from ..diagnostics import Diagnostic, hint
+from ..diagnostics import Diagnostic, did_you_mean, hint
 from .context import ACTION_KINDS, CONTACT_BUILTINS, Context
 from .types import article, assignable
 
@@ -200,10 +200,12 @@ def _expect(item: ast.Expect, targets: dict[str, set[str]]) -> list[Diagnostic]:
         "show": "shows",
     }[kind]
     consequence = "always passes" if item.negated else "always fails"
+    best = did_you_mean(target, targets[kind])
+    suggestion = f' (did you mean "{best}"?)' if best else ""
     return [
         diagnostic(
             "unknown-target",
-            f'no rule {what} "{target}"{hint(target, targets[kind])}',
+            f'no rule {what} "{target}"{suggestion}',
             item.target.span,
             "",
             f"so this expectation {consequence}",

@@ -91,8 +91,8 @@ def _duration(what: str, duration: ast.Duration) -> list[Diagnostic]:
         return [
             diagnostic(
                 "long-duration",
-                f"{what} of {duration.amount}{duration.unit} is over {MAX_DAYS} days "
-                f"({days:,.0f} days)",
+                f"{what} of {duration.amount}{duration.unit} is over {MAX_DAYS} days"
+                + ("" if duration.unit == "d" else f" ({days:,.0f} days)"),
                 duration.span,
                 "",
                 "check the unit: d is days, w is weeks",

@@ -385,10 +385,9 @@ class _Types:
             return
         left, right = describe(expr.left), describe(expr.right)
 
-        def label() -> str:
-            return ", ".join(
-                f"{d} is {article(t)}" for d, t in ((left, a), (right, b)) if d is not None
-            )
+        def label(side: str = "both") -> str:
+            shown = {"left": [(left, a)], "right": [(right, b)]}.get(side, [(left, a), (right, b)])
+            return ", ".join(f"{d} is {article(t)}" for d, t in shown if d is not None)
 
         if op in ("==", "!="):
             if not comparable(a, b):
@@ -435,7 +434,7 @@ class _Types:
                     "type-mismatch",
                     f"`contains` needs a list or a string on its left, not {article(a)}",
                     expr.left,
-                    label(),
+                    label("left"),
                 )
         elif op in ("startswith", "endswith", "matches"):
             if a not in UNKNOWN and a not in STRINGY:
@@ -443,14 +442,14 @@ class _Types:
                     "type-mismatch",
                     f"`{op}` works on strings, not on {article(a)}",
                     expr.left,
-                    label(),
+                    label("left"),
                 )
             if b not in UNKNOWN and b != "string":
                 self.report(
                     "type-mismatch",
                     f"`{op}` takes a string on its right, not {article(b)}",
                     expr.right,
-                    label(),
+                    label("right"),
                 )
             if op == "matches" and isinstance(expr.right, ast.Literal):
                 pattern = expr.right.value
@@ -467,7 +466,7 @@ class _Types:
                             'characters with a double backslash, e.g. "\\\\."',
                         )
 
-    def membership(self, expr: ast.Compare, a: str, b: str, label: Callable[[], str]) -> None:
+    def membership(self, expr: ast.Compare, a: str, b: str, label: Callable[..., str]) -> None:
         if b == "list":
             element = self.elements.get(id(expr.right))
             if element is not None and not comparable(a, element):
@@ -491,7 +490,7 @@ class _Types:
                 "type-mismatch",
                 f"`{expr.op}` needs a list or a string on its right, not {article(b)}",
                 expr.right,
-                label(),
+                label("right"),
             )
 
     def call(self, expr: ast.Call, scope: Scope) -> str:
