@@ -1,0 +1,76 @@
+"""What one `handle` or `fire` call decided, and the working context it builds it in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actions import Action
+from .events import Event, format_time
+from .state import ContactState, Timer
+
+__all__ = ["Context", "Decision", "TraceRecord"]
+
+TraceRecord = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Decision:
+    """The outcome of handling one event or firing one timer.
+
+    - `actions`: actions due now, in order (deferred ones come later, from their timers).
+    - `trace`: with tracing on, every action (suppressed ones too, with `suppressed`) and
+      every change record (trait, score, stage, segment, conversion, exit, merge,
+      cascade_limit), in the order they happened.
+    - `conversions`: goal conversions (also in `trace`), always kept.
+    - `suppressed`: how many actions were suppressed, by reason, always kept.
+    - `emitted`: events the rules or the engine emitted, already processed in cascade.
+    - `timers`: timers armed or moved (the runner indexes them until the state is saved).
+    - `dirty`: the state changed; `duplicate`: the event had been seen before.
+    """
+
+    actions: list[Action] = field(default_factory=list)
+    trace: list[Action | TraceRecord] = field(default_factory=list)
+    conversions: list[TraceRecord] = field(default_factory=list)
+    suppressed: dict[str, int] = field(default_factory=dict)
+    emitted: list[Event] = field(default_factory=list)
+    timers: list[Timer] = field(default_factory=list)
+    dirty: bool = False
+    duplicate: bool = False
+
+
+class Context:
+    """One contact's working set while an event (and its cascade) or a timer is handled."""
+
+    __slots__ = ("_at", "d", "depth", "now", "queue", "state", "traits")
+
+    def __init__(self, state: ContactState, now: float, d: Decision) -> None:
+        self.state = state
+        self.traits = state.traits
+        self.now = now
+        self.d = d
+        self.depth = 0
+        self.queue: list[tuple[Event, int]] = []
+        self._at: str | None = None
+
+    def make_record(self, kind: str, rule: str | None, fields: dict[str, Any]) -> TraceRecord:
+        """A trace record: kind, rule, contact_id, at, then `fields`."""
+        return {
+            "kind": kind,
+            "rule": rule,
+            "contact_id": self.state.contact_id,
+            "at": self.at,
+            **fields,
+        }
+
+    def record(self, kind: str, rule: str | None, fields: dict[str, Any]) -> None:
+        """Append a trace record."""
+        self.d.trace.append(self.make_record(kind, rule, fields))
+
+    @property
+    def at(self) -> str:
+        """`now` as ISO 8601 UTC text (computed once)."""
+        at = self._at
+        if at is None:
+            at = self._at = format_time(self.now)
+        return at

@@ -1,0 +1,107 @@
+"""Delivery rules: consent, channel caps and quiet hours (LANGUAGE.md section 5).
+
+Plain functions over a contact's traits and history; the engine calls them when a send,
+audience or show step runs.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = ["CONSENT_TRAIT", "allowed_by_cap", "best_channel", "quiet_until", "zone"]
+
+# The trait that must be exactly `true` for an action of the kind to go out.
+CONSENT_TRAIT = {"email": "consent_email", "sms": "consent_sms", "audience_add": "consent_ads"}
+
+_ZONES: dict[str, tzinfo] = {}
+_NEG_INF = float("-inf")
+
+
+def best_channel(traits: dict[str, Any], engagement: dict[str, float]) -> str | None:
+    """`send best`: the channel consented to; with both, the one engaged with last, email on a
+    tie; None when neither."""
+    email = traits.get("consent_email") is True
+    sms = traits.get("consent_sms") is True
+    if email and sms:
+        return (
+            "sms"
+            if engagement.get("sms", _NEG_INF) > engagement.get("email", _NEG_INF)
+            else "email"
+        )
+    if email:
+        return "email"
+    if sms:
+        return "sms"
+    return None
+
+
+def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> bool:
+    """Whether one more action fits `count per per`: the window is `(now - per, now]`, so an
+    action exactly `per` after an earlier one no longer counts it. Prunes `sent` in place."""
+    cutoff = now - per
+    if sent and sent[0] <= cutoff:
+        keep = 0
+        while keep < len(sent) and sent[keep] <= cutoff:
+            keep += 1
+        del sent[:keep]
+    return len(sent) < count
+
+
+def zone(name: Any) -> tzinfo:
+    """The IANA zone named by a contact's `timezone` trait; UTC when missing or unknown."""
+    if type(name) is not str:
+        return UTC
+    found = _ZONES.get(name)
+    if found is None:
+        try:
+            found = ZoneInfo(name)
+        except (ValueError, OSError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+            found = UTC
+        if len(_ZONES) < 4096:
+            _ZONES[name] = found
+    return found
+
+
+def _inside(minute: int, start: int, end: int) -> bool:
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end
+
+
+def quiet_until(ts: float, start: int, end: int, tz: tzinfo) -> float | None:
+    """When an action due at `ts` may go out under quiet hours `[start, end)` (minutes after
+    local midnight, wrapping midnight when start > end) in zone `tz`: None when `ts` is
+    outside the period, else the end of the period as epoch seconds.
+
+    Local wall times are resolved with zoneinfo, so a period spanning a daylight-saving change
+    still ends at the written local time; an end that falls in a skipped hour resolves to the
+    first instant after it whose local time is past the period.
+    """
+    if start == end:
+        return None
+    if tz is UTC:
+        minute = int(ts // 60) % 1440
+        if not _inside(minute, start, end):
+            return None
+        midnight = ts - ts % 86400
+        if start > end and minute >= start:
+            midnight += 86400
+        return midnight + end * 60
+    local = datetime.fromtimestamp(ts, tz)
+    minute = local.hour * 60 + local.minute
+    if not _inside(minute, start, end):
+        return None
+    day = local.date()
+    if start > end and minute >= start:
+        day += timedelta(days=1)
+    wall = datetime(day.year, day.month, day.day, end // 60, end % 60, tzinfo=tz)
+    candidates = sorted({wall.timestamp(), wall.replace(fold=1).timestamp()})
+    for candidate in candidates:
+        if candidate < ts:
+            continue
+        there = datetime.fromtimestamp(candidate, tz)
+        if not _inside(there.hour * 60 + there.minute, start, end):
+            return candidate
+    return max(candidates[-1], ts)

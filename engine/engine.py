@@ -1,0 +1,316 @@
+"""The engine core: one contact's event (or due timer) in, a `Decision` out. No I/O.
+
+    engine = Engine(ruleset)
+    decision = engine.handle(event, state, now)        # state is mutated in place
+    decision = engine.fire(timer, state, now)
+
+Per event, in this order: de-duplicate by id; create the contact on first sight; apply
+`identify` (with a merge of the anonymous contact), `unsubscribed` and engagement; record
+windows; exits; goals; triggers of the rules the event type can affect, in firing order;
+re-evaluate segments. Events the rules or the engine emit are processed right after, in the
+same way (to a cascade depth of 16).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment, Window
+
+from .decision import Context, Decision
+from .delivery_rules import allowed_by_cap
+from .events import Event
+from .merge import merge_contact
+from .segments import reevaluate
+from .state import ContactState, Timer
+from .steps import Firing, change_trait, count_limited, run_steps, suppressed_preview
+from .timers import arm_event_timer, cancel_rule_timers
+from .triggers import bind, run_triggers
+
+__all__ = ["DEFAULT_DEDUP_SECONDS", "MAX_CASCADE", "Decision", "Engine"]
+
+DEFAULT_DEDUP_SECONDS = 7 * 86400.0
+MAX_CASCADE = 16
+
+# Engagement events and the channel they count for (`send best`).
+_ENGAGEMENT = {
+    "email_opened": "email",
+    "email_clicked": "email",
+    "sms_clicked": "sms",
+    "sms_replied": "sms",
+}
+_SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
+_EXIT_CANCELS = ("wait", "deliver")
+_EMPTY: tuple[Rule, ...] = ()
+
+
+class Engine:
+    """Runs a compiled `RuleSet` over contact states. Holds no contact data itself."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        *,
+        dedup_seconds: float = DEFAULT_DEDUP_SECONDS,
+        trace: bool = False,
+        max_cascade: int = MAX_CASCADE,
+    ) -> None:
+        self.ruleset = ruleset
+        self.dedup_seconds = dedup_seconds
+        self.trace = trace
+        self.max_cascade = max_cascade
+        self.rules: dict[str, Rule] = {r.name: r for r in ruleset.rules}
+        self.policies: Mapping[str, ChannelPolicy] = ruleset.policies
+        self.quiet_hours: QuietHours | None = ruleset.quiet_hours
+        self.segments: tuple[Segment, ...] = ruleset.segments
+        self.on_segment: Mapping[str, tuple[Rule, ...]] = ruleset.on_segment
+        self._by_event: dict[str, tuple[Rule, ...]] = dict(ruleset.by_event)
+        self._exits: dict[str, tuple[Rule, ...]] = dict(ruleset.exits_by_event)
+        self._goals: dict[str, tuple[Rule, ...]] = dict(ruleset.goals_by_event)
+        self._windows: dict[str, tuple[Window, ...]] = dict(ruleset.windows_by_event)
+        self._inactive = ruleset.inactive
+        # Prune `seen` once its oldest entry is this far past the dedup window.
+        self._seen_slack = max(dedup_seconds / 8, 60.0)
+
+    # ------------------------------------------------------------------ entry points
+
+    def handle(
+        self,
+        event: Event,
+        state: ContactState,
+        now: float,
+        merge_from: ContactState | None = None,
+        into: Decision | None = None,
+    ) -> Decision:
+        """Handle one event of `state`'s contact at clock time `now`.
+
+        `merge_from` is the state of the `identify`'s `anonymous_id`, when it has one.
+        With `into`, results are appended to that decision (its flags describe this call only),
+        which saves an allocation per event in batch runners.
+        """
+        d = Decision() if into is None else into
+        seen = state.seen
+        eid = event.id
+        if eid in seen:
+            d.duplicate = True
+            d.dirty = False
+            return d
+        d.duplicate = False
+        d.dirty = True
+        if seen:
+            self._prune_seen(state, now)
+        state.seen[eid] = event.ts
+        ctx = Context(state, now, d)
+        self._process(ctx, event, merge_from)
+        if ctx.queue:
+            self._drain(ctx)
+        return d
+
+    def fire(
+        self, timer: Timer, state: ContactState, now: float, into: Decision | None = None
+    ) -> Decision:
+        """Fire a due timer of `state`'s contact. A timer no longer in the state (cancelled,
+        re-armed to another time, fired already) does nothing."""
+        d = Decision() if into is None else into
+        d.duplicate = False
+        current = state.timers.get(timer.id)
+        if current is None or current.due != timer.due:
+            d.dirty = False
+            return d
+        del state.timers[timer.id]
+        d.dirty = True
+        ctx = Context(state, now, d)
+        payload = timer.payload
+        if timer.kind == "deliver":
+            action = payload["action"]
+            d.actions.append(action)
+            if self.trace:
+                d.trace.append(action)
+            return d
+        rule = self.rules.get(timer.rule)
+        if rule is None:  # the rule is gone from the ruleset
+            return d
+        if timer.kind == "wait":
+            bindings = payload["bindings"]
+            run_steps(self, ctx, Firing(rule, bindings, payload["trigger"]), payload["step"])
+            cause = bindings.get("event")
+        else:  # nfb, inactive
+            cause = payload["event"]
+            first = rule.trigger.first
+            b = bind(first, cause) if first is not None else {"event": cause, cause.type: cause}
+            self.fire_rule(ctx, rule, b, cause.id)
+        if cause is not None:
+            reevaluate(self, ctx, cause)
+        if ctx.queue:
+            self._drain(ctx)
+        return d
+
+    # ------------------------------------------------------------------ firing a rule
+
+    def fire_rule(self, ctx: Context, rule: Rule, b: Mapping[str, Event], trigger_id: str) -> None:
+        """The trigger matched: check `if` and the limit, record the firing, run the steps."""
+        condition = rule.condition
+        state = ctx.state
+        if condition is not None and condition(b, ctx.traits, ctx.now, state) is not True:
+            return
+        limit = rule.limit
+        firing = Firing(rule, b, trigger_id)
+        if limit is not None:
+            times = state.firings.get(rule.name)
+            if times is None:
+                times = state.firings[rule.name] = []
+            if limit.per is None:
+                allowed = len(times) < limit.count
+            else:
+                allowed = allowed_by_cap(times, limit.count, limit.per, ctx.now)
+            if not allowed:
+                if self.trace:
+                    suppressed_preview(ctx, firing)
+                else:
+                    count_limited(ctx, rule)
+                return
+            times.append(ctx.now)
+        run_steps(self, ctx, firing, 0)
+
+    # ------------------------------------------------------------------ per event
+
+    def _process(self, ctx: Context, e: Event, merge_from: ContactState | None = None) -> None:
+        state = ctx.state
+        traits = ctx.traits
+        was_new = "stage" not in traits
+        if was_new:
+            traits.setdefault("score", 0)
+            traits["stage"] = "prospect"
+            traits.setdefault("first_seen", e.timestamp)
+            traits.setdefault("segments", [])
+        if e.inbound:
+            last = state.last_inbound
+            if last is None or e.ts >= last.ts:
+                state.last_inbound = e
+                traits["last_seen"] = e.timestamp
+                for rule in self._inactive:
+                    within = rule.trigger.within or 0.0
+                    arm_event_timer(ctx, rule.name, "inactive", e.ts + within, e)
+        typ = e.type
+        if typ in _SPECIAL:
+            self._special(ctx, e, merge_from, was_new)
+        windows = self._windows.get(typ)
+        if windows is not None:
+            base = {"event": e, typ: e}
+            now = ctx.now
+            for w in windows:
+                where = w.where
+                if where is None or where(base, traits, now, state) is True:
+                    state.add_to_window(w.id, e.ts, w.horizon)
+        exits = self._exits.get(typ)
+        if exits is not None:
+            self._run_exits(ctx, e, exits)
+        goals = self._goals.get(typ)
+        if goals is not None:
+            self._run_goals(ctx, e, goals)
+        rules = self._by_event.get(typ)
+        if rules is not None:
+            run_triggers(self, ctx, e, rules)
+        if self.segments:
+            reevaluate(self, ctx, e)
+
+    def _special(
+        self, ctx: Context, e: Event, merge_from: ContactState | None, was_new: bool
+    ) -> None:
+        typ = e.type
+        if typ == "identify":
+            self._identify(ctx, e, merge_from, was_new)
+        elif typ == "unsubscribed":
+            change_trait(self, ctx, "consent_email", False, rule=None, cause=e.id)
+        else:
+            ctx.state.engagement[_ENGAGEMENT[typ]] = e.ts
+
+    def _identify(
+        self, ctx: Context, e: Event, merge_from: ContactState | None, was_new: bool
+    ) -> None:
+        state = ctx.state
+        traits = ctx.traits
+        if (
+            merge_from is not None
+            and merge_from is not state
+            and merge_from.contact_id != state.contact_id
+            and merge_from.merged_into is None
+        ):
+            before = (traits.get("score"), traits.get("stage"))
+            moved = merge_contact(state, merge_from, known_is_new=was_new)
+            ctx.d.timers.extend(moved)
+            if self.trace:
+                ctx.record("merge", None, {"from": merge_from.contact_id})
+            after = (traits.get("score"), traits.get("stage"))
+            if after != before:
+                # Report the merged score and stage as changes, like any other.
+                traits["score"], traits["stage"] = before
+                cause = e.id + "\x1fmerge"
+                change_trait(self, ctx, "score", after[0], rule=None, cause=cause)
+                change_trait(self, ctx, "stage", after[1], rule=None, cause=cause)
+        incoming = e.traits
+        if incoming:
+            cause = e.id + "\x1fidentify"
+            for key, value in incoming.items():
+                change_trait(self, ctx, key, value, rule=None, cause=cause)
+
+    def _run_exits(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
+        typ = e.type
+        for rule in rules:
+            for m in rule.exits:
+                if m.event != typ:
+                    continue
+                where = m.where
+                if where is None or where(bind(m, e), ctx.traits, ctx.now, ctx.state) is True:
+                    cancelled = cancel_rule_timers(ctx, rule.name, _EXIT_CANCELS)
+                    if cancelled and self.trace:
+                        ctx.record("exit", rule.name, {"event_id": e.id, "cancelled": cancelled})
+                    break
+
+    def _run_goals(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
+        """The latest rule that sent to the contact within its goal's window converts."""
+        last_send = ctx.state.last_send
+        winner: Rule | None = None
+        latest = float("-inf")
+        for rule in rules:
+            goal = rule.goal
+            if goal is None or goal.match.event != e.type:
+                continue
+            sent = last_send.get(rule.name)
+            if sent is None or sent <= latest or not 0 <= e.ts - sent <= goal.within:
+                continue
+            where = goal.match.where
+            if where is None or where(bind(goal.match, e), ctx.traits, ctx.now, ctx.state) is True:
+                winner, latest = rule, sent
+        if winner is None:
+            return
+        del last_send[winner.name]
+        record = ctx.make_record("conversion", winner.name, {"event_id": e.id})
+        ctx.d.conversions.append(record)
+        if self.trace:
+            ctx.d.trace.append(record)
+
+    def _drain(self, ctx: Context) -> None:
+        """Process emitted events in order, each right after the one that caused it."""
+        queue = ctx.queue
+        seen = ctx.state.seen
+        i = 0
+        while i < len(queue):
+            event, depth = queue[i]
+            i += 1
+            if depth > self.max_cascade:
+                ctx.record("cascade_limit", None, {"event": event.type, "event_id": event.id})
+                continue
+            if event.id in seen:
+                continue
+            seen[event.id] = event.ts
+            ctx.depth = depth
+            self._process(ctx, event)
+        queue.clear()
+        ctx.depth = 0
+
+    def _prune_seen(self, state: ContactState, now: float) -> None:
+        seen = state.seen
+        cutoff = now - self.dedup_seconds
+        if next(iter(seen.values())) < cutoff - self._seen_slack:
+            state.seen = {k: ts for k, ts in seen.items() if ts >= cutoff}

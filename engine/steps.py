@@ -1,0 +1,314 @@
+"""Running a rule's steps (LANGUAGE.md section 4) for one contact."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from nudge.dsl.plan import (
+    AudienceChange,
+    Emit,
+    Rule,
+    ScoreChange,
+    Send,
+    SetTrait,
+    Show,
+    StopIf,
+    UnsetTrait,
+    Wait,
+)
+
+from .actions import Action, action_id, derived_id
+from .decision import Context
+from .delivery_rules import allowed_by_cap, best_channel, quiet_until, zone
+from .events import Event, format_time
+from .timers import arm, deliver_id, wait_id
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = [
+    "Firing",
+    "change_trait",
+    "count_limited",
+    "emit_event",
+    "run_steps",
+    "suppressed_preview",
+]
+
+Bindings = Mapping[str, Event]
+
+_DEFAULT_TO = {"email": "email", "sms": "phone"}
+# The policy channel (`policy <channel> limit ...`) each action kind counts against.
+_POLICY_CHANNEL = {
+    "email": "email",
+    "sms": "sms",
+    "webhook": "webhook",
+    "audience_add": "audience",
+    "audience_remove": "audience",
+    "show": "show",
+}
+_QUIET_KINDS = frozenset({"email", "sms"})
+_SEND_KINDS = frozenset({"email", "sms", "webhook"})
+
+
+class Firing:
+    """One run of a rule: the rule, its bindings and the id of the event that triggered it
+    (action ids derive from it)."""
+
+    __slots__ = ("b", "rule", "trigger_id")
+
+    def __init__(self, rule: Rule, b: Bindings, trigger_id: str) -> None:
+        self.rule = rule
+        self.b = b
+        self.trigger_id = trigger_id
+
+
+def _is_number(value: Any) -> bool:
+    t = type(value)
+    return t is int or t is float
+
+
+def run_steps(engine: Engine, ctx: Context, f: Firing, start: int) -> None:
+    """Run the rule's steps from index `start` until the end, a `wait` or a `stop if`."""
+    rule = f.rule
+    steps = rule.steps
+    state = ctx.state
+    b = f.b
+    for i in range(start, len(steps)):
+        step = steps[i]
+        if isinstance(step, Send):
+            _send(engine, ctx, f, step)
+        elif isinstance(step, Wait):
+            payload = {
+                "id": wait_id(rule.name, f.trigger_id, i),
+                "bindings": dict(b),
+                "step": i + 1,
+                "trigger": f.trigger_id,
+            }
+            arm(ctx, rule.name, "wait", ctx.now + step.seconds, payload)
+            return
+        elif isinstance(step, StopIf):
+            if step.condition(b, ctx.traits, ctx.now, state) is True:
+                return
+        elif isinstance(step, SetTrait):
+            value = step.value(b, ctx.traits, ctx.now, state)
+            change_trait(engine, ctx, step.field, value, rule=rule.name, cause=_cause(f, i))
+        elif isinstance(step, UnsetTrait):
+            change_trait(engine, ctx, step.field, None, rule=rule.name, cause=_cause(f, i))
+        elif isinstance(step, ScoreChange):
+            _score(engine, ctx, f, step)
+        elif isinstance(step, Emit):
+            digest = derived_id(rule.name, f.trigger_id, str(i))
+            emit_event(ctx, step.event, _data(ctx, step.data, b), digest)
+        elif isinstance(step, AudienceChange):
+            _audience(engine, ctx, f, step)
+        elif isinstance(step, Show):
+            _show(engine, ctx, f, step)
+
+
+def _cause(f: Firing, index: int) -> str:
+    """What the ids of events caused by step `index` of this firing derive from."""
+    return f"{f.rule.name}\x1f{f.trigger_id}\x1f{index}"
+
+
+def count_limited(ctx: Context, rule: Rule) -> None:
+    """Count the actions a limited firing would have given before its first wait."""
+    n = 0
+    for step in rule.steps:
+        if isinstance(step, Wait):
+            break
+        if isinstance(step, Send | AudienceChange | Show):
+            n += 1
+    if n:
+        counts = ctx.d.suppressed
+        counts["limited"] = counts.get("limited", 0) + n
+
+
+def suppressed_preview(ctx: Context, f: Firing) -> None:
+    """A limited firing under tracing: the actions it would have given before its first wait,
+    each suppressed `limited`. Nothing else runs."""
+    count_limited(ctx, f.rule)
+    rule = f.rule
+    cid = ctx.state.contact_id
+    for step in rule.steps:
+        if isinstance(step, Wait):
+            return
+        aid = action_id(rule.name, f.trigger_id, step.index)
+        if isinstance(step, Send):
+            channel: str = step.channel
+            if channel == "best":
+                channel = best_channel(ctx.traits, ctx.state.engagement) or "email"
+            action = Action(aid, rule.name, cid, channel, ctx.at)
+            if channel == "webhook":
+                action.name = step.target
+            else:
+                action.template = step.target
+                action.to = _address(ctx, step, channel, f.b)
+            action.data = _data(ctx, step.data, f.b)
+        elif isinstance(step, AudienceChange):
+            kind = "audience_add" if step.add else "audience_remove"
+            action = Action(aid, rule.name, cid, kind, ctx.at, name=step.audience)
+        elif isinstance(step, Show):
+            action = Action(aid, rule.name, cid, "show", ctx.at, content=step.content)
+            action.slot = step.slot
+        else:
+            continue
+        action.suppressed = "limited"
+        ctx.d.trace.append(action)
+
+
+def _data(ctx: Context, fn: Any, b: Bindings) -> dict[str, Any]:
+    if fn is None:
+        return {}
+    value = fn(b, ctx.traits, ctx.now, ctx.state)
+    return value if type(value) is dict else {}
+
+
+def _address(ctx: Context, step: Send, channel: str, b: Bindings) -> Any:
+    if step.to is not None:
+        return step.to(b, ctx.traits, ctx.now, ctx.state)
+    return ctx.traits.get(_DEFAULT_TO.get(channel, "email"))
+
+
+def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
+    traits = ctx.traits
+    channel: str = step.channel
+    reason: str | None = None
+    if channel == "best":
+        chosen = best_channel(traits, ctx.state.engagement)
+        if chosen is None:
+            channel, reason = "email", "no_consent"
+        else:
+            channel = chosen
+    elif channel == "email":
+        if traits.get("consent_email") is not True:
+            reason = "no_consent"
+    elif channel == "sms" and traits.get("consent_sms") is not True:
+        reason = "no_consent"
+    rule = f.rule
+    aid = action_id(rule.name, f.trigger_id, step.index)
+    action = Action(aid, rule.name, ctx.state.contact_id, channel, ctx.at)
+    if channel == "webhook":
+        action.name = step.target
+    else:
+        action.template = step.target
+        action.to = to = _address(ctx, step, channel, f.b)
+        if to is None and reason is None:
+            reason = "no_address"
+    action.data = _data(ctx, step.data, f.b)
+    _deliver(engine, ctx, rule, action, reason)
+
+
+def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> None:
+    rule = f.rule
+    kind = "audience_add" if step.add else "audience_remove"
+    aid = action_id(rule.name, f.trigger_id, step.index)
+    action = Action(aid, rule.name, ctx.state.contact_id, kind, ctx.at, name=step.audience)
+    reason = None
+    if step.add and ctx.traits.get("consent_ads") is not True:
+        reason = "no_consent"
+    _deliver(engine, ctx, rule, action, reason)
+
+
+def _show(engine: Engine, ctx: Context, f: Firing, step: Show) -> None:
+    rule = f.rule
+    aid = action_id(rule.name, f.trigger_id, step.index)
+    action = Action(aid, rule.name, ctx.state.contact_id, "show", ctx.at, content=step.content)
+    action.slot = step.slot
+    _deliver(engine, ctx, rule, action, None)
+
+
+def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None) -> None:
+    """Apply the channel cap and quiet hours to an action; `reason` is set when consent or
+    the address already failed."""
+    state = ctx.state
+    now = ctx.now
+    kind = action.kind
+    if reason is None:
+        channel = _POLICY_CHANNEL[kind]
+        policy = engine.policies.get(channel)
+        if policy is not None:
+            sent = state.sends.get(channel)
+            if sent is None:
+                sent = state.sends[channel] = []
+            if allowed_by_cap(sent, policy.count, policy.per, now):
+                sent.append(now)
+            else:
+                reason = "capped"
+    if reason is not None:
+        counts = ctx.d.suppressed
+        counts[reason] = counts.get(reason, 0) + 1
+        if engine.trace:
+            action.suppressed = reason
+            ctx.d.trace.append(action)
+        return
+    action.contact = dict(ctx.traits)
+    if kind in _SEND_KINDS:
+        state.last_send[rule.name] = now
+    if kind in _QUIET_KINDS:
+        quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
+        if quiet is not None and quiet.start != quiet.end:
+            later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
+            if later is not None:
+                action.at = format_time(later)
+                payload = {"id": deliver_id(action.id), "action": action}
+                arm(ctx, rule.name, "deliver", later, payload)
+                return
+    ctx.d.actions.append(action)
+    if engine.trace:
+        ctx.d.trace.append(action)
+
+
+def change_trait(
+    engine: Engine, ctx: Context, name: str, value: Any, *, rule: str | None, cause: str
+) -> None:
+    """Set (or, for None, delete) a trait; trace it; a `stage` or `score` change emits its
+    event, with an id derived from `cause`."""
+    traits = ctx.traits
+    old = traits.get(name)
+    if value is None:
+        if name not in traits:
+            return
+        del traits[name]
+    else:
+        if old == value and type(old) is type(value):
+            return
+        traits[name] = value
+    if engine.trace:
+        kind = name if name in ("stage", "score") else "trait"
+        fields = (
+            {"from": old, "to": value}
+            if kind != "trait"
+            else {"field": name, "from": old, "to": value}
+        )
+        ctx.record(kind, rule, fields)
+    if name == "stage":
+        emit_event(ctx, "stage_changed", {"from": old, "to": value}, derived_id(cause, "stage"))
+    elif name == "score":
+        emit_event(ctx, "score_changed", {"from": old, "to": value}, derived_id(cause, "score"))
+
+
+def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
+    delta = step.delta(f.b, ctx.traits, ctx.now, ctx.state)
+    if not _is_number(delta) or delta == 0:
+        return
+    traits = ctx.traits
+    old = traits.get("score", 0)
+    if not _is_number(old):
+        old = 0
+    new = old + delta
+    traits["score"] = new
+    rule = f.rule.name
+    if engine.trace:
+        ctx.record("score", rule, {"from": old, "to": new})
+    cause = derived_id(_cause(f, step.index), "score")
+    emit_event(ctx, "score_changed", {"from": old, "to": new}, cause)
+
+
+def emit_event(ctx: Context, event_type: str, properties: dict[str, Any], digest: str) -> None:
+    """Queue an internal event for the contact, processed right after the current one."""
+    eid = "e-" + digest
+    event = Event(eid, event_type, ctx.state.contact_id, ctx.now, ctx.at, properties, inbound=False)
+    ctx.queue.append((event, ctx.depth + 1))
+    ctx.d.emitted.append(event)

@@ -1,0 +1,118 @@
+"""Matching an event against the triggers of the rules it can affect (LANGUAGE.md section 3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nudge.dsl.plan import Match, Rule
+
+from .decision import Context
+from .events import Event
+from .timers import arm_event_timer
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+__all__ = ["bind", "bind_pair", "run_triggers"]
+
+_MAX_PENDING = 1000  # first events kept per `followed by` rule and contact
+
+
+def bind(m: Match, e: Event) -> dict[str, Event]:
+    """The bindings of one matched event: `event`, its type name and its alias."""
+    if m.binding == m.event:
+        return {"event": e, m.event: e}
+    return {"event": e, m.event: e, m.binding: e}
+
+
+def bind_pair(first: Match, e1: Event, second: Match, e2: Event) -> dict[str, Event]:
+    """Bindings of a two-event trigger: both events by type and alias; `event` is the second."""
+    return {first.event: e1, first.binding: e1, second.event: e2, second.binding: e2, "event": e2}
+
+
+def _holds(m: Match, b: dict[str, Event], ctx: Context) -> bool:
+    where = m.where
+    return where is None or where(b, ctx.traits, ctx.now, ctx.state) is True
+
+
+def run_triggers(engine: Engine, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
+    """Fire, arm or cancel for each rule (in firing order) whose trigger involves `e`'s type."""
+    typ = e.type
+    for rule in rules:
+        t = rule.trigger
+        kind = t.kind
+        first = t.first
+        if kind == "event":
+            if first is not None and first.event == typ:
+                b = bind(first, e)
+                if _holds(first, b, ctx):
+                    engine.fire_rule(ctx, rule, b, e.id)
+        elif kind == "followed_by":
+            _followed_by(engine, ctx, rule, e)
+        elif kind == "not_followed_by":
+            _not_followed_by(ctx, rule, e)
+        elif kind == "repeated" and first is not None and first.event == typ and t.window:
+            b = bind(first, e)
+            within = t.within or 0.0
+            if _holds(first, b, ctx) and ctx.state.count(t.window, within, ctx.now) == t.count:
+                engine.fire_rule(ctx, rule, b, e.id)
+
+
+def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
+    """As the second event: pair with the most recent stored first event within the window
+    (inclusive) that the second's condition accepts, fire once and use that first event up.
+    As the first event: remember it. An event of both types does both, in that order."""
+    t = rule.trigger
+    first, second = t.first, t.second
+    if first is None or second is None:
+        return
+    within = t.within or 0.0
+    typ = e.type
+    pending = ctx.state.pending
+    name = rule.name
+    if second.event == typ:
+        stored = pending.get(name)
+        if stored:
+            for i in range(len(stored) - 1, -1, -1):
+                e1 = stored[i]
+                gap = e.ts - e1.ts
+                if gap < 0:
+                    continue
+                if gap > within:
+                    break
+                b = bind_pair(first, e1, second, e)
+                if _holds(second, b, ctx):
+                    del stored[i]
+                    engine.fire_rule(ctx, rule, b, e.id)
+                    break
+    if first.event == typ and _holds(first, bind(first, e), ctx):
+        stored = pending.get(name)
+        if stored is None:
+            pending[name] = [e]
+            return
+        cutoff = e.ts - within
+        if stored[0].ts < cutoff or len(stored) >= _MAX_PENDING:
+            stored[:] = [x for x in stored if x.ts >= cutoff][-(_MAX_PENDING - 1) :]
+        if not stored or stored[-1].ts <= e.ts:
+            stored.append(e)
+        else:
+            stored.append(e)
+            stored.sort(key=lambda x: x.ts)
+
+
+def _not_followed_by(ctx: Context, rule: Rule, e: Event) -> None:
+    """A matching second event cancels the wait; a matching first event (re)starts it."""
+    t = rule.trigger
+    first, second = t.first, t.second
+    if first is None or second is None:
+        return
+    typ = e.type
+    if second.event == typ:
+        timer_id = "nfb:" + rule.name
+        timer = ctx.state.timers.get(timer_id)
+        if timer is not None:
+            e1 = timer.payload["event"]
+            if e.ts >= e1.ts and _holds(second, bind_pair(first, e1, second, e), ctx):
+                del ctx.state.timers[timer_id]
+    if first.event == typ and _holds(first, bind(first, e), ctx):
+        arm_event_timer(ctx, rule.name, "nfb", e.ts + (t.within or 0.0), e)

@@ -1,0 +1,234 @@
+"""`nudge replay EVENTS`: run events from a JSON-lines file through the rules, print actions.
+
+    nudge replay events.jsonl                         # rules from rules/, state in memory
+    nudge replay - --rules shop/ --until 2026-12-01T00:00:00Z --trace
+    nudge replay events.jsonl --state redis://localhost:6379/0 --rejects rejects.jsonl
+
+The clock is event time: the latest timestamp seen (an event older than that is handled in
+input order, at the clock's time). Timers fire as the clock passes them; `--until` moves the
+clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
+order they fall due: the same input gives byte-identical output. With `--trace`, suppressed
+actions and changes of traits, score, stage and segments are printed too. A summary goes to
+stderr. Malformed lines are counted, written to `--rejects` with the reason, and never stop
+the run. A ruleset that fails the check is reported and nothing runs (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import orjson
+
+from nudge.dsl.load import load_ruleset
+from nudge.dsl.plan import RuleSet
+from nudge.dsl.render import render_texts
+from nudge.engine.actions import Action
+from nudge.engine.clock import ManualClock
+from nudge.engine.decision import Decision
+from nudge.engine.engine import Engine
+from nudge.engine.events import Event, Rejected, format_time, iter_jsonl, parse_time
+from nudge.engine.runner import Runner
+from nudge.engine.state import ContactStore
+from nudge.engine.stores.memory import MemoryStore
+
+DEFAULT_RULES = "rules/"
+BATCH = 1000
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("events", metavar="EVENTS", help="a JSON-lines file of events, or -")
+    parser.add_argument(
+        "--rules",
+        action="append",
+        metavar="PATH",
+        help=f"a rules folder or file; repeatable (default {DEFAULT_RULES})",
+    )
+    parser.add_argument(
+        "--until",
+        metavar="TIME",
+        help="at the end, move the clock to TIME (ISO 8601) and fire what falls due",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="also print suppressed actions and trait, score, stage and segment changes",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="URL",
+        help="where contact state lives: memory (default) or redis://host:port/db",
+    )
+    parser.add_argument(
+        "--rejects", metavar="FILE", help="write malformed lines here, with the reason"
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=8,
+        help="shards of the timer index (as the Kafka topic's partitions; default 8)",
+    )
+
+
+def load_plan(paths: Sequence[str], out: IO[str]) -> RuleSet | None:
+    """The compiled ruleset, or None after printing its diagnostics to `out`."""
+    result = load_ruleset(paths)
+    if result.ok and result.ruleset is not None:
+        if result.diagnostics:  # warnings
+            out.write(render_texts(result.diagnostics, result.sources))
+        return result.ruleset
+    out.write(render_texts(result.diagnostics, result.sources))
+    errors = len(result.errors)
+    out.write(f"{errors} error{'s' if errors != 1 else ''}: nothing was run\n")
+    return None
+
+
+def open_store(url: str | None, partitions: int) -> ContactStore:
+    """The store a `--state` URL names."""
+    if url is None or url in ("memory", "memory://"):
+        return MemoryStore(partitions)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        import importlib
+
+        # The Redis store is optional at import time: only `--state redis://` needs it.
+        redis_store = importlib.import_module("nudge.engine.stores.redis")
+        store: ContactStore = redis_store.RedisStore.from_url(url, partitions=partitions)
+        return store
+    raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")
+
+
+def run(args: argparse.Namespace) -> int:
+    until: float | None = None
+    if args.until is not None:
+        try:
+            until = parse_time(args.until)
+        except ValueError as exc:
+            print(f"nudge replay: --until: {exc}", file=sys.stderr)
+            return 2
+    ruleset = load_plan(args.rules or [DEFAULT_RULES], sys.stderr)
+    if ruleset is None:
+        return 1
+    try:
+        store = open_store(args.state, args.partitions)
+    except ValueError as exc:
+        print(f"nudge replay: {exc}", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        if args.events == "-":
+            source: BinaryIO = sys.stdin.buffer
+        else:
+            try:
+                source = stack.enter_context(Path(args.events).open("rb"))
+            except OSError as exc:
+                print(f"nudge replay: cannot read {args.events}: {exc}", file=sys.stderr)
+                return 2
+        rejects = None
+        if args.rejects is not None:
+            rejects = stack.enter_context(Path(args.rejects).open("wb"))
+        replay = Replay(Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects)
+        summary = asyncio.run(replay.run(iter_jsonl(source), until))
+    sys.stderr.write(summary)
+    return 0
+
+
+class Replay:
+    """One replay run: events in, action lines out, figures for the summary."""
+
+    def __init__(
+        self, engine: Engine, store: ContactStore, out: BinaryIO, rejects: BinaryIO | None
+    ) -> None:
+        self.engine = engine
+        self.store = store
+        self.runner = Runner(engine, store, ManualClock())
+        self.out = out
+        self.rejects = rejects
+        self.read = 0
+        self.rejected: dict[str, int] = {}
+        self.actions: dict[str, int] = {}
+        self.suppressed: dict[str, int] = {}
+        self.conversions = 0
+        self.progress = sys.stderr.isatty()
+
+    async def run(self, items: Iterable[Event | Rejected], until: float | None) -> str:
+        try:
+            batch: list[Event] = []
+            for item in items:
+                self.read += 1
+                if type(item) is Event:
+                    batch.append(item)
+                    if len(batch) >= BATCH:
+                        self._emit(await self.runner.process(batch))
+                        batch = []
+                else:
+                    assert isinstance(item, Rejected)
+                    self._reject(item)
+            if batch:
+                self._emit(await self.runner.process(batch))
+            if until is not None:
+                self._emit(await self.runner.advance(until))
+            pending = await self.store.timer_summary()
+        finally:
+            await self.store.close()
+        if self.progress:
+            sys.stderr.write("\r\x1b[K")
+        return self._summary(pending.pending, pending.next_due)
+
+    def _reject(self, item: Rejected) -> None:
+        self.rejected[item.reason] = self.rejected.get(item.reason, 0) + 1
+        if self.rejects is not None:
+            self.rejects.write(orjson.dumps(item.to_json()) + b"\n")
+
+    def _emit(self, d: Decision) -> None:
+        counts = self.actions
+        for action in d.actions:
+            counts[action.kind] = counts.get(action.kind, 0) + 1
+        for reason, n in d.suppressed.items():
+            self.suppressed[reason] = self.suppressed.get(reason, 0) + n
+        self.conversions += len(d.conversions)
+        dumps = orjson.dumps
+        if self.engine.trace:
+            lines = [dumps(x.to_json() if isinstance(x, Action) else x) for x in d.trace]
+        else:
+            lines = [dumps(a.to_json()) for a in d.actions]
+        if lines:
+            lines.append(b"")
+            self.out.write(b"\n".join(lines))
+        if self.progress:
+            sys.stderr.write(f"\r{self.read:,} events read")
+            sys.stderr.flush()
+
+    def _summary(self, pending: int, next_due: float | None) -> str:
+        stats = self.runner.stats
+        rejected = sum(self.rejected.values())
+        lines = [
+            f"events: {self.read} read, {stats.events - stats.duplicates} processed, "
+            f"{stats.duplicates} duplicate{_s(stats.duplicates)}, {rejected} rejected"
+            + _breakdown(self.rejected),
+            f"actions: {sum(self.actions.values())}" + _breakdown(self.actions),
+            f"suppressed: {sum(self.suppressed.values())}" + _breakdown(self.suppressed),
+            f"conversions: {self.conversions}",
+        ]
+        if pending:
+            due = format_time(next_due) if next_due is not None else "?"
+            lines.append(
+                f"timers: {pending} pending, the next due {due} "
+                f"(pass --until {due} or later to fire it)"
+            )
+        else:
+            lines.append("timers: none pending")
+        return "\n".join(lines) + "\n"
+
+
+def _s(n: int) -> str:
+    return "" if n == 1 else "s"
+
+
+def _breakdown(counts: dict[str, Any]) -> str:
+    if not counts:
+        return ""
+    return " (" + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) + ")"
