@@ -20,7 +20,10 @@ Bindings (which key of `b` an event name reads; see `plan.py`):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -30,7 +33,7 @@ from ..plan import Fn
 from .canon import expr_text
 from .codegen import FileUnit, Scope
 from .fold import Folder
-from .tests_compile import compile_test
+from .tests_compile import CompileError, compile_test
 
 __all__ = ["CheckedLike", "build_ruleset"]
 
@@ -361,8 +364,42 @@ def _fingerprint(ruleset: ast.Ruleset, sources: Mapping[str, str] | None) -> str
     return digest.hexdigest()
 
 
+# The code generator recurses a few frames per level of an expression, more than the parser and
+# the checker do; whatever they accept must compile, so the limit is raised while compiling.
+_DEPTH = 50_000
+_depth_lock = threading.Lock()
+_depth_users = 0
+_depth_saved = 0
+
+
+@contextmanager
+def _deep_recursion() -> Iterator[None]:
+    global _depth_users, _depth_saved
+    with _depth_lock:
+        if _depth_users == 0:
+            _depth_saved = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(_depth_saved, _DEPTH))
+        _depth_users += 1
+    try:
+        yield
+    finally:
+        with _depth_lock:
+            _depth_users -= 1
+            if _depth_users == 0:
+                sys.setrecursionlimit(_depth_saved)
+
+
 def build_ruleset(checked: CheckedLike, sources: Mapping[str, str] | None = None) -> plan.RuleSet:
     """The plan of a checked ruleset; `sources` (path -> text) feeds the fingerprint."""
+    try:
+        with _deep_recursion():
+            return _build(checked, sources)
+    except RecursionError:
+        span = checked.ruleset.files[0].span if checked.ruleset.files else None
+        raise CompileError("an expression nests too deeply to compile", span) from None
+
+
+def _build(checked: CheckedLike, sources: Mapping[str, str] | None) -> plan.RuleSet:
     ruleset = checked.ruleset
     folder = Folder(checked.lets)
     windows = _Windows()

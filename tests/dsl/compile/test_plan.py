@@ -313,3 +313,19 @@ def test_rules_across_files_share_lets_and_windows() -> None:
     assert rb is not None and rb.condition is not None
     assert rb.condition.__code__.co_filename == "b.rules"
     assert rb.condition({}, {"c": "SE"}, 0.0, Hist({window.id: 1})) is True
+
+
+def test_a_deep_condition_compiles() -> None:
+    """Whatever the parser and the checker accept compiles, however deeply it nests."""
+    from nudge.dsl import load_sources
+
+    condition = "contact.a == 1"
+    for i in range(300):
+        condition = f"(contact.x{i} > {i} {'and' if i % 2 else 'or'} {condition})"
+    text = f"rule deep when e if {condition} then score += 1 end\n"
+    result = load_sources([Source("deep.rules", text)])
+    assert result.ruleset is not None, [d.message for d in result.diagnostics]
+    deep = result.ruleset.rule("deep")
+    assert deep is not None and deep.condition is not None
+    assert deep.condition({}, {"a": 1}, 0.0, None) is False
+    assert deep.condition({}, {"x299": 300, "x298": 299}, 0.0, None) is True
