@@ -367,26 +367,33 @@ def _fingerprint(ruleset: ast.Ruleset, sources: Mapping[str, str] | None) -> str
 # The code generator recurses a few frames per level of an expression, more than the parser and
 # the checker do; whatever they accept must compile, so the limit is raised while compiling.
 _DEPTH = 50_000
-_depth_lock = threading.Lock()
-_depth_users = 0
-_depth_saved = 0
 
 
-@contextmanager
-def _deep_recursion() -> Iterator[None]:
-    global _depth_users, _depth_saved
-    with _depth_lock:
-        if _depth_users == 0:
-            _depth_saved = sys.getrecursionlimit()
-            sys.setrecursionlimit(max(_depth_saved, _DEPTH))
-        _depth_users += 1
-    try:
-        yield
-    finally:
-        with _depth_lock:
-            _depth_users -= 1
-            if _depth_users == 0:
-                sys.setrecursionlimit(_depth_saved)
+class _DeepRecursion:
+    """Raises the recursion limit while any compilation runs (and restores it after the last)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self.lock:
+            if self.users == 0:
+                self.saved = sys.getrecursionlimit()
+                sys.setrecursionlimit(max(self.saved, _DEPTH))
+            self.users += 1
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.users -= 1
+                if self.users == 0:
+                    sys.setrecursionlimit(self.saved)
+
+
+_deep_recursion = _DeepRecursion()
 
 
 def build_ruleset(checked: CheckedLike, sources: Mapping[str, str] | None = None) -> plan.RuleSet:
