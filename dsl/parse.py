@@ -19,10 +19,11 @@ from lark.exceptions import (
     UnexpectedToken,
     VisitError,
 )
+from lark.lexer import PatternStr
 from lark.tree import Meta
 
 from . import ast
-from .diagnostics import Diagnostic, error
+from .diagnostics import Diagnostic, did_you_mean, error
 from .source import Source, Span
 
 __all__ = ["parse", "parse_expression"]
@@ -48,6 +49,7 @@ TERMINAL_NAMES: dict[str, str] = {
     "IS_NULL": "`is null`",
     "IS_NOT_NULL": "`is not null`",
     "NO": "`no`",
+    "SHOW_KIND": "`show`",
     "LBRACE": "`{`",
     "RBRACE": "`}`",
     "LPAR": "`(`",
@@ -66,14 +68,12 @@ TERMINAL_NAMES: dict[str, str] = {
 # What a token that stands where it cannot is, in words (for "unexpected ...").
 def _describe_token(token: Token) -> str:
     if token.type == "$END":
-        return "the end of the file"
+        return "end of file"
     text = str(token)
     if token.type == "STRING":
-        return f"the string {text}"
+        return f"string {text}"
     if token.type in ("NUMBER", "INT"):
-        return f"the number {text}"
-    if token.type == "NAME":
-        return f"`{text}`"
+        return f"number {text}"
     return f"`{text}`"
 
 
@@ -493,10 +493,46 @@ class _Build(Transformer[Token, Any]):
 
 # ---------------------------------------------------------------------------- errors
 
+# Terminal sets that stand for one idea in "expected ..." messages.
+_GROUPS: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
+    # (terminals that must all be expected, the words, terminals the words stand for)
+    (
+        frozenset({"RULE", "TEST", "LET", "SEGMENT", "EVENT", "CONTACT", "POLICY"}),
+        "a declaration (rule, test, let, segment, event, contact or policy)",
+        frozenset({"RULE", "TEST", "LET", "SEGMENT", "EVENT", "CONTACT", "POLICY", "$END"}),
+    ),
+    (
+        frozenset({"SEND", "AUDIENCE", "SET", "UNSET", "SCORE", "EMIT", "WAIT", "STOP"}),
+        "a step (send, audience, show, set, unset, score, emit, wait or stop if)",
+        frozenset({"SEND", "AUDIENCE", "SHOW_KIND", "SET", "UNSET", "SCORE", "EMIT", "WAIT"})
+        | {"STOP"},
+    ),
+    (
+        frozenset({"EXIT", "LIMIT", "ONCE", "QUIET", "PRIORITY", "GOAL"}),
+        "a clause (exit on, limit, once, quiet hours, no quiet hours, priority or goal)",
+        frozenset({"EXIT", "LIMIT", "ONCE", "QUIET", "NO", "PRIORITY", "GOAL"}),
+    ),
+    (
+        frozenset({"GIVEN", "AT", "EXPECT"}),
+        "a test line (given, at or expect)",
+        frozenset({"GIVEN", "AT", "EXPECT"}),
+    ),
+    (
+        frozenset({"COMPARE_OP", "ADD_OP"}),
+        "an operator",
+        frozenset({"COMPARE_OP", "ADD_OP", "MUL_OP", "AND", "OR", "IS_NULL", "IS_NOT_NULL"}),
+    ),
+)
+
 
 def _expected_text(expected: set[str]) -> str:
+    terms = set(expected)
     names: list[str] = []
-    for term in sorted(expected):
+    for required, words, covers in _GROUPS:
+        if required <= terms:
+            names.append(words)
+            terms -= covers
+    for term in sorted(terms):
         if term in TERMINAL_NAMES:
             names.append(TERMINAL_NAMES[term])
         elif term.isupper() or term.startswith("__"):
@@ -512,29 +548,138 @@ def _expected_text(expected: set[str]) -> str:
     return ", ".join(unique[:-1]) + " or " + unique[-1]
 
 
+@cache
+def _keywords() -> dict[str, str]:
+    """Keyword terminal name -> its text (`WHEN` -> `when`)."""
+    return {
+        t.name: t.pattern.value
+        for t in _parser().terminals
+        if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()
+    }
+
+
+_UNIT_WORDS = {
+    "s": "s", "sec": "s", "secs": "s", "second": "s", "seconds": "s",
+    "m": "m", "min": "m", "mins": "m", "minute": "m", "minutes": "m",
+    "h": "h", "hr": "h", "hrs": "h", "hour": "h", "hours": "h",
+    "d": "d", "day": "d", "days": "d",
+    "w": "w", "wk": "w", "wks": "w", "week": "w", "weeks": "w",
+}  # fmt: skip
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def _whole_duration(amount: float, unit: str) -> str | None:
+    """`1.5h` -> `90m`: the same length as a whole number of the largest unit that fits."""
+    seconds = amount * _UNIT_SECONDS[unit]
+    for name in ("w", "d", "h", "m", "s"):
+        count = seconds / _UNIT_SECONDS[name]
+        if count >= 1 and abs(count - round(count)) < 1e-9:
+            return f"{round(count)}{name}"
+    return None
+
+
+def _token_span(source: Source, token: Token, offset: int) -> Span:
+    start = (token.start_pos or 0) + offset
+    stop = (token.end_pos if token.end_pos is not None else start - offset) + offset
+    return source.span(start, max(stop, start))
+
+
+def _declaration_at(source: Source, offset: int) -> str:
+    """`the rule `welcome`` for the declaration that starts at `offset`, or `this declaration`."""
+    found = re.match(r"\s*(rule|test)\s+(\w+|\"[^\"\n]*\")", source.text[offset:])
+    if found is None:
+        return "this declaration"
+    kind, name = found.groups()
+    return f"the {kind} {name}" if name.startswith('"') else f"the {kind} `{name}`"
+
+
+def _unexpected_token(
+    source: Source, exc: UnexpectedToken, offset: int, end_of_text: int
+) -> Diagnostic:
+    token = exc.token
+    expected = set(exc.accepts or exc.expected)
+    label = _example_label(exc)
+    if token.type == "$END":
+        last = len(source.text[:end_of_text].rstrip())
+        span = source.span(last, last)
+        if "END" in expected:
+            what = _declaration_at(source, offset)
+            return error(
+                "syntax",
+                f"{what} is missing its `end`",
+                span,
+                label or "every rule and test ends with `end`",
+            )
+        return error(
+            "syntax", f"unexpected end of file; expected {_expected_text(expected)}", span, label
+        )
+    span = _token_span(source, token, offset)
+    text = str(token)
+    after = source.text[span.end : span.end + 40]
+    if token.type == "EQUAL" and "COMPARE_OP" in expected:
+        return error("syntax", "`=` is not a comparison: write `==`", span, label)
+    if token.type == "COMPARE_OP" and "COMPARE_OP" not in expected and "AND" in expected:
+        return error(
+            "syntax",
+            "comparisons do not chain",
+            span,
+            label or "write `a < b and b < c`",
+        )
+    if token.type in ("NUMBER", "INT") and "DURATION" in expected:
+        unit_word = re.match(r"\s*([A-Za-z]+)", after)
+        unit = _UNIT_WORDS.get(unit_word.group(1).lower()) if unit_word else None
+        if unit is not None and unit_word is not None:
+            written = source.text[span.start : span.end + unit_word.end()]
+            whole = _whole_duration(float(text), unit)
+            fix = f"write {whole}" if whole else "use a smaller unit"
+            return error(
+                "syntax",
+                f"`{written}` is not a duration: a duration is a whole number and a unit "
+                "(s, m, h, d or w), with no space",
+                source.span(span.start, span.end + unit_word.end()),
+                label or fix,
+            )
+    if token.type in ("NUMBER", "INT") and "TIMESTAMP" in expected:
+        stamp = re.match(r"[0-9][0-9T:+\-.Z]*", source.text[span.start : span.start + 40])
+        written = stamp.group() if stamp else text
+        return error(
+            "syntax",
+            f"`{written}` is not a timestamp: write a date, a time and an offset",
+            source.span(span.start, span.start + len(written)),
+            label or "such as 2026-11-20T10:00:00Z",
+        )
+    if token.type in ("NUMBER", "INT") and "TIME_OF_DAY" in expected:
+        return error(
+            "syntax",
+            f"`{text}` is not a time of day: write hours and minutes",
+            span,
+            label or "such as 21:00",
+        )
+    if token.type == "NAME" or text in _keywords().values():
+        words = {_keywords()[t] for t in expected if t in _keywords()}
+        best = did_you_mean(text, words) if text not in words else None
+        if best is not None:
+            return error("syntax", f"unexpected `{text}` (did you mean `{best}`?)", span, label)
+    if token.type in ("WHEN", "THEN") and "RULE" in expected:
+        label = f"`{text}` belongs inside a rule: write `rule <name>` first"
+    message = f"unexpected {_describe_token(token)}; expected {_expected_text(expected)}"
+    return error("syntax", message, span, label)
+
+
+_CHARACTER_HINTS = {
+    "&": ("`&&` is written `and`", "write `and`"),
+    "|": ("`||` is written `or`", "write `or`"),
+    "!": ("`!` is written `not`", "write `not` (and `!=` for not equal)"),
+}
+
+
 def _syntax_error(
     source: Source, exc: UnexpectedInput, offset: int, end_of_text: int
 ) -> Diagnostic:
     """A Lark error in the text starting at `offset` as a diagnostic on the whole file."""
-    last = len(source.text[:end_of_text].rstrip())
-    at_end = (
-        "the end of the file" if end_of_text >= len(source.text) else "the end of this declaration"
-    )
     if isinstance(exc, UnexpectedToken):
-        token = exc.token
-        if token.type == "$END":
-            span = source.span(last, last)
-            expected = _expected_text(set(exc.accepts or exc.expected))
-            return error(
-                "syntax", f"unexpected {at_end}; expected {expected}", span, _example_label(exc)
-            )
-        else:
-            start = (token.start_pos or 0) + offset
-            stop = (token.end_pos if token.end_pos is not None else token.start_pos or 0) + offset
-            span = source.span(start, max(stop, start))
-        expected = _expected_text(set(exc.accepts or exc.expected))
-        message = f"unexpected {_describe_token(token)}; expected {expected}"
-        return error("syntax", message, span, _example_label(exc))
+        return _unexpected_token(source, exc, offset, end_of_text)
+    last = len(source.text[:end_of_text].rstrip())
     if isinstance(exc, UnexpectedCharacters):
         pos = (exc.pos_in_stream or 0) + offset
         ch = source.text[pos] if pos < len(source.text) else ""
@@ -547,6 +692,10 @@ def _syntax_error(
             return error(
                 "syntax", "unexpected `'`: strings take double quotes", span, 'write "text"'
             )
+        if ch in _CHARACTER_HINTS:
+            message, label = _CHARACTER_HINTS[ch]
+            width = 2 if source.text[pos : pos + 2] in ("&&", "||") else 1
+            return error("syntax", message, source.span(pos, pos + width), label)
         allowed = _expected_text(set(exc.allowed or ()))
         shown = repr(ch) if ch.strip() == "" else f"`{ch}`"
         return error("syntax", f"unexpected character {shown}; expected {allowed}", span)
@@ -564,16 +713,38 @@ PARSE_EXAMPLES: dict[str, list[str]] = {
     "a rule needs `then` before its steps": [
         'rule r when e send email "t" end',
         'rule r when e if contact.x send email "t" end',
+        'rule r when e where e.x > 1 send email "t" end',
     ],
-    "every `rule`, `test` ends with `end`": [
+    "every rule and test ends with `end`": [
         'rule r when e then send email "t"',
     ],
     "compare with `==`, not `=`": [
         "rule r when e if contact.x = 1 then end",
+        "rule r when e where e.x = 1 then end",
         "segment s = contact.x = 1",
     ],
     "strings take double quotes": [
         "rule r when e then send email 't' end",
+    ],
+    "a rule has no `else`: write a second rule with the opposite condition": [
+        'rule r when e if contact.x then send email "t" else send sms "t" end',
+    ],
+    # A test's lines: examples with and without a line before (the parser's stack differs).
+    "the action kinds are `audience_add` and `audience_remove`": [
+        'test "t" expect c1 audience "a" end',
+        'test "t" expect audience "a" end',
+        'test "t" expect no email expect c1 audience "a" end',
+        'test "t" expect no email expect audience "a" end',
+    ],
+    "to check the contact, write `expect <contact> has <condition>`": [
+        'test "t" expect c1 contact.score == 1 end',
+        'test "t" expect no email expect c1 contact.score == 1 end',
+    ],
+    "a `(` is still open": [
+        "rule r when e if (contact.x == 1 then end",
+    ],
+    "to set the score, add the difference: `score += N` or `score -= N`": [
+        "rule r when e then score = 1 end",
     ],
 }
 
