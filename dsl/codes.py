@@ -516,6 +516,7 @@ def markdown() -> str:
     for c in _ALL:
         lines.append(f"| [`{c.id}`](#{c.id}) | {c.severity.value} | {c.title} |")
     for c in _ALL:
+        command = c.example.startswith("nudge ")
         lines += [
             "",
             f"## {c.id}",
@@ -524,8 +525,8 @@ def markdown() -> str:
             "",
             c.explanation,
             "",
-            "```",
-            c.example.rstrip("\n"),
+            "```console" if command else "```",
+            ("$ " if command else "") + c.example.rstrip("\n"),
             "```",
         ]
     return "\n".join(lines) + "\n"
