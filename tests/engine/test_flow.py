@@ -1,0 +1,354 @@
+"""Exits, goals, internal events (stage, score, segments, unsubscribed) and merges."""
+
+from __future__ import annotations
+
+from conftest import Replay, at, ev, identify
+
+SERIES = """
+rule series
+    when signed_up
+    then
+        send webhook "one"
+        wait 1d
+        send webhook "two"
+        wait 1d
+        send webhook "three"
+    exit on order_completed where order_completed.value > 10
+end
+"""
+
+
+def test_exit_cancels_pending_waits(replay: Replay) -> None:
+    r = replay(
+        SERIES,
+        [
+            ev("e1", "signed_up", "c1", at("10:00")),
+            ev("e2", "signed_up", "c2", at("10:00")),
+            ev("e3", "order_completed", "c1", at("12:00", day=21), value=50),
+            ev("e4", "order_completed", "c2", at("12:00", day=21), value=5),  # no match
+        ],
+        "--until",
+        at("00:00", day=30),
+        "--trace",
+    )
+    got = [(a["contact_id"], a["name"]) for a in r.actions()]
+    assert got == [("c1", "one"), ("c2", "one"), ("c1", "two"), ("c2", "two"), ("c2", "three")]
+    (exit_record,) = r.records("exit")
+    assert (exit_record["rule"], exit_record["contact_id"], exit_record["cancelled"]) == (
+        "series",
+        "c1",
+        1,
+    )
+    assert r.summary()["timers"] == "none pending"
+
+
+def test_exit_also_cancels_sends_deferred_by_quiet_hours(replay: Replay) -> None:
+    rules = """
+policy quiet hours 21:00-08:00
+
+rule reminder
+    when cart_updated
+    then
+        send email "cart"
+    exit on order_completed
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), email="a@x.se", consent_email=True),
+            ev("e1", "cart_updated", "c1", at("22:00")),
+            ev("e2", "order_completed", "c1", at("23:00")),
+        ],
+        "--until",
+        at("12:00", day=21),
+    )
+    assert r.actions() == []
+
+
+GOALS = """
+rule first
+    when signed_up
+    then
+        send webhook "welcome"
+    goal order_completed where order_completed.value > 0 within 7d
+end
+
+rule second
+    when cart_updated
+    then
+        send webhook "cart"
+    goal order_completed within 7d
+end
+
+rule silent
+    when cart_updated
+    then
+        set contact.x = 1
+    goal order_completed within 7d
+end
+"""
+
+
+def test_the_latest_rule_that_sent_gets_the_conversion(replay: Replay) -> None:
+    r = replay(
+        GOALS,
+        [
+            ev("e1", "signed_up", "c1", at("10:00")),
+            ev("e2", "cart_updated", "c1", at("11:00")),
+            ev("e3", "order_completed", "c1", at("12:00"), value=5),
+            ev("e4", "order_completed", "c1", at("13:00"), value=5),
+        ],
+        "--trace",
+    )
+    conversions = [(x["rule"], x["event_id"], x["at"]) for x in r.records("conversion")]
+    # the second order goes to the other rule that sent: each send converts once
+    assert conversions == [("second", "e3", at("12:00")), ("first", "e4", at("13:00"))]
+    assert r.summary()["conversions"] == "2"
+
+
+def test_a_goal_outside_its_window_or_condition_does_not_count(replay: Replay) -> None:
+    r = replay(
+        GOALS,
+        [
+            ev("e1", "signed_up", "c1", at("10:00")),
+            ev("e3", "signed_up", "c2", at("10:00")),
+            ev("e5", "signed_up", "c3", at("10:00")),
+            ev("e6", "order_completed", "c3", at("11:00"), value=0),  # where fails
+            ev("e2", "order_completed", "c1", at("10:00", day=27), value=5),  # 7d + 0s: counts
+            ev("e4", "order_completed", "c2", at("10:01", day=27), value=5),  # too late
+        ],
+    )
+    assert r.summary()["conversions"] == "1"
+
+
+def test_stage_and_score_changes_are_events_rules_trigger_on(replay: Replay) -> None:
+    rules = """
+rule lead
+    when demo_requested
+    then
+        set contact.stage = "lead"
+        score += 30
+end
+
+rule on_stage
+    when stage_changed as s
+    then
+        send webhook "stage" with { from: s.from, to: s.to }
+end
+
+rule on_score
+    when score_changed as s where s.to >= 30
+    then
+        send webhook "hot" with { from: s.from, to: s.to }
+end
+"""
+    r = replay(rules, [ev("e1", "demo_requested", "c1", at("10:00"))], "--trace")
+    got = [(a["name"], a["data"]) for a in r.actions()]
+    assert got == [("stage", {"from": "prospect", "to": "lead"}), ("hot", {"from": 0, "to": 30})]
+    assert [(x["from"], x["to"]) for x in r.records("stage")] == [("prospect", "lead")]
+
+
+def test_identify_changing_the_stage_emits_stage_changed(replay: Replay) -> None:
+    rules = """
+rule on_stage
+    when stage_changed as s
+    then
+        send webhook "stage" with { to: s.to }
+end
+"""
+    r = replay(rules, [identify("i1", "c1", at("10:00"), stage="customer")])
+    assert [a["data"] for a in r.actions()] == [{"to": "customer"}]
+
+
+def test_segment_changes_emit_events_and_trace_records(replay: Replay) -> None:
+    rules = """
+segment hot = contact.score >= 10
+
+rule views
+    when page_viewed
+    then
+        score += 5
+end
+
+rule entered_hot
+    when segment_entered as s
+    then
+        send webhook "entered" with { segment: s.segment, in_it: contact in hot }
+end
+
+rule left_hot
+    when segment_left as s
+    then
+        send webhook "left" with { segment: s.segment }
+end
+
+rule cool
+    when cooled
+    then
+        score -= 100
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "page_viewed", "c1", at("10:00")),
+            ev("e2", "page_viewed", "c1", at("10:01")),
+            ev("e3", "page_viewed", "c1", at("10:02")),
+            ev("e4", "cooled", "c1", at("10:03")),
+        ],
+        "--trace",
+    )
+    got = [(a["name"], a["data"], a["at"]) for a in r.actions()]
+    assert got == [
+        ("entered", {"segment": "hot", "in_it": True}, at("10:01")),
+        ("left", {"segment": "hot"}, at("10:03")),
+    ]
+    assert [(x["segment"], x["entered"]) for x in r.records("segment")] == [
+        ("hot", True),
+        ("hot", False),
+    ]
+
+
+def test_unsubscribed_clears_email_consent(replay: Replay) -> None:
+    rules = """
+rule hello
+    when ping
+    then
+        send email "hello"
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), email="a@x.se", consent_email=True),
+            ev("e1", "ping", "c1", at("10:00")),
+            {**ev("u1", "unsubscribed", "c1", at("10:30")), "origin": "connector"},
+            ev("e2", "ping", "c1", at("11:00")),
+        ],
+        "--trace",
+    )
+    assert [a["at"] for a in r.actions()] == [at("10:00")]
+    assert [x["suppressed"] for x in r.suppressed()] == ["no_consent"]
+    assert [(x["field"], x["to"]) for x in r.records("trait")][-1] == ("consent_email", False)
+
+
+MERGE = """
+rule views
+    when page_viewed
+    then
+        score += 1
+end
+
+rule third_view
+    when 3 page_viewed within 1d
+    then
+        send webhook "three" with { email: contact.email }
+end
+
+rule abandoned
+    when cart_updated as cart not followed by order_completed within 1h
+    then
+        send webhook "cart" with { cart: cart.cart_id, email: contact.email }
+end
+"""
+
+
+def test_identify_merges_the_anonymous_contact(replay: Replay) -> None:
+    r = replay(
+        MERGE,
+        [
+            identify("i0", "a-7", at("09:00"), utm="ads", country="SE"),
+            ev("e1", "page_viewed", "a-7", at("10:00")),
+            ev("e2", "page_viewed", "a-7", at("10:05")),
+            ev("e3", "cart_updated", "a-7", at("10:10"), cart_id="k1"),
+            identify("i1", "c-42", at("10:20"), anonymous_id="a-7", email="ann@x.se", country="NO"),
+            ev("e4", "page_viewed", "c-42", at("10:25")),  # the third view: counters merged
+            ev("e5", "page_viewed", "a-7", at("10:26")),  # routed to c-42
+        ],
+        "--until",
+        at("12:00"),
+        "--trace",
+    )
+    got = [(a["name"], a["contact_id"], a["data"]) for a in r.actions()]
+    assert got == [
+        ("three", "c-42", {"email": "ann@x.se"}),
+        ("cart", "c-42", {"cart": "k1", "email": "ann@x.se"}),  # the pending timer moved
+    ]
+    assert r.actions()[1]["at"] == at("11:10")
+    scores = [(x["contact_id"], x["to"]) for x in r.records("score")]
+    assert scores == [("a-7", 1), ("a-7", 2), ("c-42", 2), ("c-42", 3), ("c-42", 4)]
+    (merge,) = r.records("merge")
+    assert (merge["contact_id"], merge["from"]) == ("c-42", "a-7")
+
+
+def test_merged_traits_the_known_contact_wins_and_identify_wins_over_both(
+    replay: Replay,
+) -> None:
+    rules = """
+rule show_me
+    when ping
+    then
+        send webhook "me" with { utm: contact.utm, country: contact.country, plan: contact.plan, stage: contact.stage }
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i0", "a-7", at("09:00"), utm="ads", country="SE", plan="free"),
+            identify("i1", "c-42", at("09:30"), plan="pro", country="DK"),
+            identify("i2", "c-42", at("10:00"), anonymous_id="a-7", country="NO"),
+            ev("e1", "ping", "c-42", at("10:30")),
+        ],
+    )
+    assert r.actions()[0]["data"] == {
+        "utm": "ads",
+        "country": "NO",
+        "plan": "pro",
+        "stage": "prospect",
+    }
+
+
+def test_a_new_known_contact_takes_the_visitors_stage(replay: Replay) -> None:
+    rules = """
+rule visitor
+    when page_viewed
+    then
+        set contact.stage = "visitor"
+end
+
+rule show_me
+    when ping
+    then
+        send webhook "me" with { stage: contact.stage, first_seen: contact.first_seen }
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "page_viewed", "a-7", at("09:00")),
+            identify("i1", "c-42", at("10:00"), anonymous_id="a-7", email="x@y"),
+            ev("e2", "ping", "c-42", at("10:30")),
+        ],
+    )
+    assert r.actions()[0]["data"] == {"stage": "visitor", "first_seen": at("09:00")}
+
+
+def test_duplicate_ids_are_processed_once(replay: Replay) -> None:
+    rules = """
+rule hook
+    when ping
+    then
+        send webhook "h"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "ping", "c1", at("10:00")),
+            ev("e1", "ping", "c1", at("10:05")),
+            ev("e2", "ping", "c1", at("10:10")),
+        ],
+    )
+    assert [a["at"] for a in r.actions()] == [at("10:00"), at("10:10")]
+    assert r.summary()["events"].startswith("3 read, 2 processed, 1 duplicate,")
