@@ -1,0 +1,194 @@
+"""`nudge replay` as a command: output, determinism, flags, summary, failing rulesets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Replay, at, ev, identify
+
+from nudge.cli import main
+
+RULES = """
+policy quiet hours 21:00-08:00
+
+rule abandoned_cart "Remind about an abandoned cart"
+    when cart_updated as cart where cart.value > 0
+         not followed by order_completed where order_completed.cart_id == cart.cart_id within 1h
+    if contact.consent_email
+    then
+        send email "cart_reminder" with { cart_id: cart.cart_id, value: cart.value }
+        audience add "cart_abandoners"
+        score += 5
+    limit 1 per 24h
+end
+"""
+
+EVENTS = [
+    identify("i1", "c-42", at("09:00"), email="ann@example.se", consent_email=True),
+    ev("e1", "cart_updated", "c-42", at("10:00"), cart_id="k1", value=120.5),
+    ev("e2", "cart_updated", "c-43", at("10:00"), cart_id="k2", value=10),
+    identify(
+        "i2", "c-44", at("09:00"), email="bo@example.se", consent_email=True, consent_ads=True
+    ),
+    ev("e3", "cart_updated", "c-44", at("20:30"), cart_id="k3", value=5),
+]
+
+
+def test_actions_are_printed_as_the_language_describes(replay: Replay) -> None:
+    r = replay(RULES, EVENTS, "--until", at("12:00", day=21))
+    assert r.code == 0
+    first = json.loads(r.stdout.splitlines()[0])
+    assert first == {
+        "id": first["id"],
+        "rule": "abandoned_cart",
+        "contact_id": "c-42",
+        "kind": "email",
+        "template": "cart_reminder",
+        "to": "ann@example.se",
+        "at": "2026-11-20T11:00:00Z",
+        "data": {"cart_id": "k1", "value": 120.5},
+    }
+    assert first["id"].startswith("a-") and len(first["id"]) == 22
+    got = [(a["contact_id"], a["kind"], a["at"]) for a in r.actions()]
+    # c-44's email is due at 21:30, inside quiet hours: deferred to 08:00; its audience add
+    # (no quiet hours for audiences) goes at 21:30.
+    assert got == [
+        ("c-42", "email", at("11:00")),
+        ("c-44", "audience_add", at("21:30")),
+        ("c-44", "email", at("08:00", day=21)),
+    ]
+
+
+def test_output_is_byte_identical_across_runs(replay: Replay) -> None:
+    one = replay(RULES, EVENTS, "--until", at("12:00", day=21), "--trace")
+    two = replay(RULES, EVENTS, "--until", at("12:00", day=21), "--trace")
+    assert one.stdout == two.stdout
+    assert one.stderr == two.stderr
+    assert one.stdout
+
+
+def test_action_ids_derive_from_rule_event_and_step(replay: Replay) -> None:
+    one = replay(RULES, EVENTS, "--until", at("12:00", day=21))
+    renamed = [dict(e, id="x" + e["id"]) for e in EVENTS]
+    two = replay(RULES, renamed, "--until", at("12:00", day=21))
+    ids_one = [a["id"] for a in one.actions()]
+    ids_two = [a["id"] for a in two.actions()]
+    assert len(set(ids_one)) == len(ids_one)
+    assert not set(ids_one) & set(ids_two)
+
+
+def test_trace_shows_suppressed_actions_and_changes(replay: Replay) -> None:
+    r = replay(RULES, EVENTS, "--until", at("12:00", day=21), "--trace")
+    # c-42 gave no consent_ads: its audience add is suppressed, shown under --trace only
+    suppressed = [(x["contact_id"], x["kind"], x["suppressed"]) for x in r.suppressed()]
+    assert suppressed == [("c-42", "audience_add", "no_consent")]
+    plain = replay(RULES, EVENTS, "--until", at("12:00", day=21))
+    traced = [x["id"] for x in r.lines if "id" in x and "suppressed" not in x]
+    assert traced == [a["id"] for a in plain.actions()]
+    assert all("suppressed" not in x and "kind" in x for x in plain.lines)
+    traits = [(x["contact_id"], x["field"], x["to"]) for x in r.records("trait")]
+    assert traits[:2] == [("c-42", "email", "ann@example.se"), ("c-42", "consent_email", True)]
+    scores = [(x["contact_id"], x["rule"], x["from"], x["to"], x["at"]) for x in r.records("score")]
+    assert scores == [
+        ("c-42", "abandoned_cart", 0, 5, at("11:00")),
+        ("c-44", "abandoned_cart", 0, 5, at("21:30")),
+    ]
+    record = r.records("score")[0]
+    assert list(record) == ["kind", "rule", "contact_id", "at", "from", "to"]
+
+
+def test_until_fires_what_falls_due(replay: Replay) -> None:
+    before = replay(RULES, EVENTS)
+    assert [a["at"] for a in before.actions()] == [at("11:00")]
+    assert before.summary()["timers"].startswith("1 pending, the next due 2026-11-20T21:30:00Z")
+    after = replay(RULES, EVENTS, "--until", at("08:00", day=21))
+    assert len(after.actions()) == 3
+    assert after.summary()["timers"] == "none pending"
+
+
+def test_rejects_are_set_aside_and_counted(replay: Replay, tmp_path: Path) -> None:
+    rejects = tmp_path / "rejects.jsonl"
+    bad = [
+        "not json",
+        '{"id": "x1", "event": "ping", "contact_id": "c1"}',
+        '{"id": "x2", "event": "ping", "contact_id": "c1", "timestamp": "yesterday"}',
+        "[1, 2]",
+    ]
+    r = replay(RULES, [*EVENTS[:2], *bad], "--rejects", str(rejects))
+    assert r.code == 0
+    lines = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [x["reason"] for x in lines] == [
+        "not_json",
+        "missing_field",
+        "bad_timestamp",
+        "not_object",
+    ]
+    assert lines[0]["raw"] == "not json"
+    assert all(x["detail"] for x in lines)
+    assert r.summary()["events"] == (
+        "6 read, 2 processed, 0 duplicates, 4 rejected "
+        "(bad_timestamp 1, missing_field 1, not_json 1, not_object 1)"
+    )
+    assert r.actions() == []
+    assert r.summary()["timers"].startswith("1 pending")
+
+
+def test_the_summary(replay: Replay) -> None:
+    r = replay(RULES, [*EVENTS, EVENTS[1]], "--until", at("12:00", day=21))
+    assert r.summary() == {
+        "events": "6 read, 5 processed, 1 duplicate, 0 rejected",
+        "actions": "3 (audience_add 1, email 2)",
+        "suppressed": "1 (no_consent 1)",
+        "conversions": "0",
+        "timers": "none pending",
+    }
+
+
+def test_a_ruleset_failing_the_check_runs_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "bad.rules").write_text(
+        "rule r\n    when ping\n    if contact in nosuch\n    then\n        send email\nend\n"
+    )
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(ev("e1", "ping", "c1", at("10:00"))) + "\n")
+    code = main(["replay", str(events), "--rules", str(folder)])
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.out == ""
+    assert "bad.rules:" in out.err
+    assert "error" in out.err
+
+
+def test_bad_flags(replay: Replay, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    r = replay(RULES, EVENTS, "--until", "tomorrow")
+    assert r.code == 2
+    assert "--until" in r.stderr
+    r = replay(RULES, EVENTS, "--state", "ftp://x")
+    assert r.code == 2
+    assert "unknown --state" in r.stderr
+    code = main(["replay", str(tmp_path / "missing.jsonl"), "--rules", str(tmp_path)])
+    assert code in (1, 2)
+
+
+def test_events_from_stdin(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "r.rules").write_text(RULES)
+    data = "".join(json.dumps(e) + "\n" for e in EVENTS)
+    done = subprocess.run(
+        [sys.executable, "-m", "nudge.cli", "replay", "-", "--rules", str(folder)],
+        input=data.encode(),
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.decode().splitlines()
+    assert [json.loads(line)["contact_id"] for line in lines] == ["c-42"]
+    assert b"events: 5 read" in done.stderr
