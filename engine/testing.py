@@ -6,6 +6,9 @@ After the last event, timers keep firing in due order until none is left or 400 
 passed (an expectation with a later `at` still sees its time). An `identify` event's
 `anonymous_id` entry, if any, names the anonymous contact to merge.
 
+An expectation without `at` written between two events is checked right after the first of
+them, on what has happened so far.
+
 Expectations: an action matches on kind, target (template, endpoint, audience or content),
 contact and exact `at` when given, and data containing the given entries. Suppressed actions
 never match. `expect [at T] c has <condition>` is evaluated on the contact as it is at T (after
@@ -91,14 +94,15 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
     await store.save(_given(case))
     events = [_event(case, n, te) for n, te in enumerate(case.events, start=1)]
     lines = [te.origin.line for te in case.events]
-    # An expectation without `at` written before some event is checked there, on what has
-    # happened so far; one with `at`, or after the last event, once everything has run.
+    # An expectation without `at` written between events is checked right after the event
+    # before it (at that event's time, before any timer due then), on what has happened so
+    # far; one with `at`, or after the last event, once everything has run.
     at_position: dict[int, list[ExpectAction | ExpectContact]] = {}
     at_end: list[ExpectAction | ExpectContact] = []
     for x in case.expects:
         position = next((i for i, line in enumerate(lines) if line > x.origin.line), None)
         if x.at is None and position is not None:
-            at_position.setdefault(position, []).append(x)
+            at_position.setdefault(position - 1, []).append(x)
         elif not isinstance(x, ExpectContact) or x.at is None:
             at_end.append(x)
     timed = sorted(
@@ -116,11 +120,13 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
             await _check_contact(store, check, at, result)
         actions.extend((await runner.advance(t if inclusive else _before(t))).actions)
 
+    for x in at_position.get(-1, ()):
+        await _check(store, x, events[0].ts, result)
     for i, event in enumerate(events):
         await run_until(event.ts, inclusive=False)
-        for x in at_position.get(i, ()):
-            await _check(store, x, runner.clock.now(), result)
         actions.extend((await runner.process([event])).actions)
+        for x in at_position.get(i, ()):
+            await _check(store, x, event.ts, result)
     last = events[-1].ts if events else 0.0
     end = max([last + HORIZON, *(x.at or 0.0 for x in case.expects)])
     while True:

@@ -1,0 +1,147 @@
+"""`nudge test`: passing and failing tests, and the exact failure report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from conftest import Tested
+
+RULES = """
+policy quiet hours 21:00-08:00
+
+rule abandoned_cart
+    when cart_updated as cart not followed by order_completed within 1h
+    if contact.consent_email
+    then
+        send email "cart_reminder" with { cart_id: cart.cart_id, value: cart.value }
+        score += 5
+end
+
+rule welcome
+    when signed_up
+    then
+        send webhook "crm"
+        wait 2d
+        send webhook "crm_later"
+end
+"""
+
+PASSING = """
+test "cart reminder one hour after an abandoned cart"
+    given contact c1 { email: "ann@example.se", consent_email: true, country: "SE" }
+    at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect at 2026-11-20T11:00:00Z c1 email "cart_reminder" with { cart_id: "k1" }
+    expect no sms
+    expect c1 has contact.score == 5
+end
+
+test "deferred to the morning in the contact's zone"
+    given contact c1 { email: "ann@example.se", consent_email: true, timezone: "Europe/Stockholm" }
+    at 2026-11-20T20:30:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect at 2026-11-21T07:00:00Z c1 email "cart_reminder"
+end
+
+test "expectations between events see what happened so far"
+    given contact c1 { email: "ann@example.se", consent_email: true }
+    at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect no email
+    expect c1 has contact.score == 0
+    at 2026-11-20T12:00:00Z c1 page_viewed { path: "/" }
+    expect email "cart_reminder"
+    expect at 2026-11-20T11:30:00Z c1 has contact.score == 5
+end
+
+test "timers keep firing after the last event"
+    given contact c2 { }
+    at 2026-11-20T10:00:00Z c2 signed_up { }
+    expect at 2026-11-22T10:00:00Z c2 webhook "crm_later"
+end
+"""
+
+FAILING = """
+test "wrong expectations"
+    given contact c1 { email: "ann@example.se", consent_email: true }
+    at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect at 2026-11-20T10:30:00Z c1 email "cart_reminder"
+    expect no email "cart_reminder"
+    expect c1 email "cart_reminder" with { cart_id: "k2" }
+    expect c1 has contact.score > 10
+end
+
+test "nothing happens"
+    given contact c1 { email: "ann@example.se" }
+    at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect c1 email "cart_reminder"
+end
+"""
+
+NudgeTest = Callable[[str], Tested]
+
+
+def test_passing_tests(nudge_test: NudgeTest) -> None:
+    t = nudge_test(RULES + PASSING)
+    assert t.code == 0
+    path = str(t.path)
+    assert t.stdout == (
+        f"ok   {path}: cart reminder one hour after an abandoned cart\n"
+        f"ok   {path}: deferred to the morning in the contact's zone\n"
+        f"ok   {path}: expectations between events see what happened so far\n"
+        f"ok   {path}: timers keep firing after the last event\n"
+        "4 passed, 0 failed\n"
+    )
+
+
+def test_failing_tests_report_each_failing_expectation_and_the_actions(
+    nudge_test: NudgeTest,
+) -> None:
+    t = nudge_test(RULES + PASSING + FAILING)
+    assert t.code == 1
+    path = str(t.path)
+    start = (RULES + PASSING).count("\n") + 1  # the line of FAILING's first line
+    line = start + 1  # `test "wrong expectations"`
+    report = t.stdout.split("\n", 4)[4]
+    assert report == (
+        f"FAIL {path}:{line}: wrong expectations\n"
+        f'    {path}:{line + 3}: expect at 2026-11-20T10:30:00Z c1 email "cart_reminder"\n'
+        f'    {path}:{line + 4}: expect no email "cart_reminder"\n'
+        f'    {path}:{line + 5}: expect c1 email "cart_reminder" with {{ cart_id: "k2" }}\n'
+        f"    {path}:{line + 6}: expect c1 has contact.score > 10\n"
+        "        c1 was: "
+        '{"email":"ann@example.se","consent_email":true,"score":5,"stage":"prospect",'
+        '"segments":[],"first_seen":"2026-11-20T10:00:00Z","last_seen":"2026-11-20T10:00:00Z"}\n'
+        "    actions that happened:\n"
+        '        2026-11-20T11:00:00Z c1 email "cart_reminder" {"cart_id":"k1","value":120}\n'
+        f"FAIL {path}:{line + 9}: nothing happens\n"
+        f'    {path}:{line + 12}: expect c1 email "cart_reminder"\n'
+        "    no actions\n"
+        "4 passed, 2 failed\n"
+    )
+
+
+def test_a_ruleset_failing_the_check_fails(nudge_test: NudgeTest) -> None:
+    t = nudge_test(
+        'rule r\n    when ping\n    if contact in nowhere\n    then\n        send webhook "x"\nend\n'
+    )
+    assert t.code == 1
+    assert "unknown segment `nowhere`" in t.stdout
+    assert "passed" not in t.stdout
+
+
+def test_identify_in_a_test_can_merge_an_anonymous_contact(nudge_test: NudgeTest) -> None:
+    t = nudge_test(
+        """
+rule views
+    when page_viewed
+    then
+        score += 1
+end
+
+test "the visitor's score follows them"
+    at 2026-11-20T10:00:00Z a1 page_viewed { path: "/" }
+    at 2026-11-20T10:05:00Z a1 page_viewed { path: "/pricing" }
+    at 2026-11-20T10:10:00Z c1 identify { email: "x@y.se", anonymous_id: "a1" }
+    expect c1 has contact.score == 2 and contact.email == "x@y.se"
+end
+"""
+    )
+    assert t.stdout.endswith("1 passed, 0 failed\n"), t.stdout
