@@ -115,7 +115,7 @@ def replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Replay:
 
 
 @dataclass
-class Tested:
+class RanTests:
     code: int
     stdout: str
     stderr: str
@@ -123,15 +123,15 @@ class Tested:
 
 
 @pytest.fixture
-def nudge_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[[str], Tested]:
+def nudge_test(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Callable[[str], RanTests]:
     """`nudge_test(rules_text)`: write a rules file with tests and run `nudge test` on it."""
 
-    def run(rules: str) -> Tested:
+    def run(rules: str) -> RanTests:
         path = tmp_path / "t.rules"
         path.write_text(rules)
         capsys.readouterr()
         code = main(["test", str(path)])
         out = capsys.readouterr()
-        return Tested(code, out.out, out.err, path)
+        return RanTests(code, out.out, out.err, path)
 
     return run

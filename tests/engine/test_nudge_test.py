@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from conftest import Tested
+from conftest import RanTests
 
 RULES = """
 policy quiet hours 21:00-08:00
@@ -75,7 +75,7 @@ test "nothing happens"
 end
 """
 
-NudgeTest = Callable[[str], Tested]
+NudgeTest = Callable[[str], RanTests]
 
 
 def test_passing_tests(nudge_test: NudgeTest) -> None:
