@@ -87,16 +87,14 @@ def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
                     break
     if first.event == typ and _holds(first, bind(first, e), ctx):
         stored = pending.get(name)
-        if stored is None:
+        if not stored:
             pending[name] = [e]
             return
         cutoff = e.ts - within
         if stored[0].ts < cutoff or len(stored) >= _MAX_PENDING:
             stored[:] = [x for x in stored if x.ts >= cutoff][-(_MAX_PENDING - 1) :]
-        if not stored or stored[-1].ts <= e.ts:
-            stored.append(e)
-        else:
-            stored.append(e)
+        stored.append(e)
+        if len(stored) > 1 and stored[-2].ts > e.ts:
             stored.sort(key=lambda x: x.ts)
 
 

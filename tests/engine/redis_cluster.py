@@ -77,9 +77,8 @@ class RedisClusterServer:
                 client.close()
 
     def _ready(self, client: redis.Redis) -> bool:
-        info = client.execute_command("CLUSTER INFO")
-        text = info.decode() if isinstance(info, bytes) else str(info)
-        fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+        info = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+        fields = {str(k): str(v) for k, v in dict(info).items()}
         return (
             fields.get("cluster_state") == "ok"
             and fields.get("cluster_known_nodes") == str(self.size)

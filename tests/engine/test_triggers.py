@@ -342,3 +342,23 @@ end
     got = [(a["kind"], a["at"]) for a in r.actions()]
     assert got == [("webhook", at("11:00")), ("audience_remove", at("13:00"))]
     assert r.actions("webhook")[0]["data"] == {"why": "identify"}
+
+
+def test_followed_by_pairs_again_after_a_first_event_was_used_up(replay: Replay) -> None:
+    rules = """
+rule pair
+    when page_viewed followed by cart_updated within 1h
+    then
+        send webhook "crm"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "page_viewed", "c1", at("10:00")),
+            ev("e2", "cart_updated", "c1", at("10:00")),
+            ev("e3", "page_viewed", "c1", at("10:00")),
+            ev("e4", "cart_updated", "c1", at("10:10")),
+        ],
+    )
+    assert [a["at"] for a in r.actions()] == [at("10:00"), at("10:10")]
