@@ -83,7 +83,9 @@ class FileUnit:
         self._labels.append(label)
         gen = _Gen(self, scope)
         body = gen.value(expr) if value else gen.expr(expr)
-        self._defs[index] = _function(f"_f{index}", body, expr.span)
+        function = _function(f"_f{index}", body, expr.span)
+        _fill(function)
+        self._defs[index] = function
         return index
 
     def const(self, value: Any, prefix: str = "_k") -> py.expr:
@@ -101,7 +103,6 @@ class FileUnit:
     def build(self) -> None:
         """Compile every registered function in one module, named after the `.rules` file."""
         module = py.Module(body=self._defs, type_ignores=[])
-        py.fix_missing_locations(module)
         code = compile(module, self.path, "exec", dont_inherit=True, optimize=2)
         exec(code, self.namespace)
         fns: list[Fn] = []
@@ -156,14 +157,45 @@ def _at(node: _N, span: Any) -> _N:
     end_column = span.end_column - 1
     if end_line == line:
         end_column = max(end_column, column)
-    for attr, value in (
-        ("lineno", line),
-        ("col_offset", column),
-        ("end_lineno", end_line),
-        ("end_col_offset", end_column),
-    ):
-        setattr(node, attr, value)
+    node.__dict__.update(
+        lineno=line, col_offset=column, end_lineno=end_line, end_col_offset=end_column
+    )
     return node
+
+
+_UNLOCATED = (py.expr_context, py.boolop, py.operator, py.unaryop, py.cmpop)
+
+
+def _fill(root: py.AST) -> None:
+    """Give every node without a position its parent's, as `ast.fix_missing_locations` does,
+    in one tight pass (a node made for a sub-expression carries that sub-expression's line)."""
+    stack: list[tuple[py.AST, tuple[int, int, int, int]]] = [(root, (1, 0, 1, 0))]
+    while stack:
+        node, at = stack.pop()
+        fields = node.__dict__
+        if "lineno" in fields:
+            at = (
+                fields["lineno"],
+                fields["col_offset"],
+                fields["end_lineno"],
+                fields["end_col_offset"],
+            )
+        else:
+            (
+                fields["lineno"],
+                fields["col_offset"],
+                fields["end_lineno"],
+                fields["end_col_offset"],
+            ) = at
+        for value in list(fields.values()):
+            if type(value) is list:
+                stack.extend(
+                    (item, at)
+                    for item in value
+                    if isinstance(item, py.AST) and not isinstance(item, _UNLOCATED)
+                )
+            elif isinstance(value, py.AST) and not isinstance(value, _UNLOCATED):
+                stack.append((value, at))
 
 
 # ---------------------------------------------------------------------------- small builders
