@@ -499,6 +499,12 @@ class _Gen:
                 return _is(x, _const(k))  # true == 1 is false: identity, not ==
             if isinstance(k, str) or (_is_number(k) and k not in (0, 1)):
                 return py.Compare(x, [py.Eq()], [_const(k)])  # exact for these kinds
+            if _is_number(k):  # 0 and 1 equal false and true in Python, not in the language
+                bound, value = self.bind(x)
+                not_bool = py.Compare(
+                    py.Call(_name("type"), [value], []), [py.IsNot()], [_name("BOOL")]
+                )
+                return _and(py.Compare(bound, [py.Eq()], [_const(k)]), not_bool)
             return _call("eq", x, _const(k))
         if op == "!=":
             if isinstance(k, str):

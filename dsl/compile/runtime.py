@@ -419,6 +419,7 @@ NAMES: Final[Mapping[str, Any]] = {
     "NUM": NUMBER_TYPES,
     "STR": str,
     "DICT": dict,
+    "BOOL": bool,
     "eq": eq,
     "ne": ne,
     "lt": lt,

@@ -181,3 +181,21 @@ def test_unit_keys_are_stable() -> None:
     node = expr("contact.a")
     assert unit.add(node, Scope(), "a") == unit.add(node, Scope(), "a")
     assert unit.add(node, Scope(), "b") != unit.add(node, Scope(), "a")
+
+
+def test_doctests_of_the_compiler_modules() -> None:
+    import doctest
+
+    from nudge.dsl.compile import canon, fold
+
+    for module in (canon, fold):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
+
+
+def test_public_names() -> None:
+    import nudge.dsl.compile as package
+
+    assert package.__all__ == ["CompileError", "compile_ruleset"]
+    for name in package.__all__:
+        assert hasattr(package, name)
