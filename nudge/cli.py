@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -62,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = module.run(args)
         except KeyboardInterrupt:
             return 130
+        except BrokenPipeError:
+            # The reader went away (`nudge replay ... | head`): stop quietly, like other Unix tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
         return code
     parser = build_parser()
     parser.parse_args(args_list)
