@@ -199,3 +199,19 @@ def test_public_names() -> None:
     assert package.__all__ == ["CompileError", "compile_ruleset"]
     for name in package.__all__:
         assert hasattr(package, name)
+
+
+def test_a_traceback_lands_on_the_rules_line() -> None:
+    """Handed something that is not a bindings mapping, generated code fails where the marketer
+    wrote the expression: the traceback's last frame is the `.rules` file and line."""
+    import traceback
+
+    rule = plan_of(SHOP).rule("big_cart")
+    assert rule is not None and rule.condition is not None
+    try:
+        rule.condition(None, {"country": "SE"}, 0.0, None)  # type: ignore[arg-type]
+    except AttributeError as exc:
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+    else:  # pragma: no cover
+        raise AssertionError("expected an AttributeError")
+    assert (last.filename, last.lineno, last.name) == ("rules/shop.rules", 6, "big_cart.if")
