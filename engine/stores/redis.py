@@ -61,7 +61,7 @@ de-duplication memory inside the state; a state with nothing in it is deleted.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -335,8 +335,8 @@ class RedisStore:
     async def _read(self, keys: list[bytes]) -> list[bytes | None]:
         """The values of `keys`, in one round trip (one MGET, or a GET per key on a cluster)."""
         if not self.cluster:
-            values: list[bytes | None] = await self._redis.mget(keys)
-            return values
+            # decode_responses is off: values are bytes or None (redis-py types them wider).
+            return cast("list[bytes | None]", await self._redis.mget(keys))
         pipe = self._redis.pipeline(transaction=False)
         for key in keys:
             pipe.get(key)
