@@ -56,9 +56,16 @@ class FileUnit:
     compiled function.
     """
 
-    def __init__(self, path: str, folder: Folder, windows: WindowUse = _no_windows) -> None:
+    def __init__(
+        self,
+        path: str,
+        folder: Folder,
+        windows: WindowUse = _no_windows,
+        types: Mapping[int, str] | None = None,
+    ) -> None:
         self.path = path
         self.folder = folder
+        self.types: Mapping[int, str] = types or {}
         self.windows = windows
         self.namespace: dict[str, Any] = {"__builtins__": {}, **runtime.NAMES}
         self._defs: list[py.stmt] = []
@@ -465,6 +472,8 @@ class _Gen:
 
     def compare(self, expr: ast.Compare) -> py.expr:
         op = expr.op
+        if op in _MIRROR and self.unit.types and self.timed(expr):
+            return self.time_compare(expr)
         left = self.fold(expr.left)
         right = self.fold(expr.right)
         if left is not NOT_CONSTANT and op in _MIRROR and _is_simple(left):
@@ -489,84 +498,90 @@ class _Gen:
             return py.IfExp(test, fast, _call(runtime.COMPARE_NAMES[op], va, vb))
         return _call(runtime.COMPARE_NAMES[op], a, b)
 
+    def timed(self, expr: ast.Compare) -> bool:
+        """Whether the checker knows a side of this comparison to be a time."""
+        types = self.unit.types
+        return types.get(id(expr.left)) == "time" or types.get(id(expr.right)) == "time"
+
+    def time_compare(self, expr: ast.Compare) -> py.expr:
+        """A comparison with a time: ISO strings on either side are read as the instants they
+        spell, so `"...T11:00:00+01:00" == "...T10:00:00Z"` holds."""
+        sides: list[py.expr] = []
+        for side in (expr.left, expr.right):
+            folded = self.fold(side)
+            if folded is not NOT_CONSTANT:
+                sides.append(self.constant(runtime.as_time(folded)))
+            elif isinstance(side, ast.Now):
+                sides.append(self.expr(side))
+            else:
+                sides.append(_call("as_time", self.expr(side)))
+        return _call(runtime.COMPARE_NAMES[expr.op], *sides)
+
     def compare_const(self, op: str, other: ast.Expr, k: Any) -> py.expr:
         """`x OP k` with `k` a constant null, bool, number or string."""
         if k is None:
             return _const(False)  # any comparison with null is false
         x = self.expr(other)
-        if op == "==":
-            if isinstance(k, bool):
-                return _is(x, _const(k))  # true == 1 is false: identity, not ==
-            if isinstance(k, str) or (_is_number(k) and k not in (0, 1)):
-                return py.Compare(x, [py.Eq()], [_const(k)])  # exact for these kinds
-            if _is_number(k):  # 0 and 1 equal false and true in Python, not in the language
-                bound, value = self.bind(x)
-                not_bool = py.Compare(
-                    py.Call(_name("type"), [value], []), [py.IsNot()], [_name("BOOL")]
-                )
-                return _and(py.Compare(bound, [py.Eq()], [_const(k)]), not_bool)
-            return _call("eq", x, _const(k))
-        if op == "!=":
-            if isinstance(k, str):
-                bound, value = self.bind(x)
-                return _and(
-                    _is_not(bound, _const(None)), py.Compare(value, [py.NotEq()], [_const(k)])
-                )
-            return _call("ne", x, _const(k))
-        # Ordering: inline when the value has the constant's kind, else the helper coerces.
+        helper = runtime.COMPARE_NAMES[op]
+        if op == "==" and isinstance(k, bool):
+            return _is(x, _const(k))  # true == 1 is false: identity, not ==
+        if op in ("==", "!=") and isinstance(k, str) and not runtime.is_iso(k):
+            # A string that is not a time equals strings only: Python's == is exact.
+            if op == "==":
+                return py.Compare(x, [py.Eq()], [_const(k)])
+            bound, value = self.bind(x)
+            return _and(_is_not(bound, _const(None)), py.Compare(value, [py.NotEq()], [_const(k)]))
+        if op in ("==", "!=") and not _is_number(k):
+            return _call(helper, x, _const(k))
+        # Inline when the value has the constant's kind; else the helper (coercion, null, bool).
+        # (_t OP k if type(_t := X) in NUM else helper(_t, k))
         bound, value = self.bind(x)
-        kind = (
-            _type_in_num(bound)
-            if _is_number(k)
-            else _type_is(bound, "STR")
-            if isinstance(k, str)
-            else None
-        )
-        slow = _call(runtime.COMPARE_NAMES[op], value, _const(k))
-        if kind is None:
-            return _call(runtime.COMPARE_NAMES[op], x, _const(k))
+        if _is_number(k):
+            kind = _type_in_num(bound)
+        elif isinstance(k, str):
+            kind = _type_is(bound, "STR")
+        else:
+            return _call(helper, bound, _const(k))
         fast = py.Compare(value, [_PY_COMPARE[op]()], [_const(k)])
-        return py.IfExp(kind, fast, slow)
+        return py.IfExp(kind, fast, _call(helper, value, _const(k)))
 
     def membership(self, op: str, other: ast.Expr, container: Any) -> py.expr:
         """`x in <constant>` / `x not in <constant>`."""
-        negated = op == "not in"
         if container is None:
             return _const(False)
         x = self.expr(other)
         if isinstance(container, str):
             bound, value = self.bind(x)
-            inside = py.Compare(value, [py.In()], [_const(container)])
-            if negated:  # non-null and not a substring
-                return _and(
-                    _is_not(bound, _const(None)),
-                    py.UnaryOp(py.Not(), _and(_type_is(value, "STR"), inside)),
-                )
-            return _and(_type_is(bound, "STR"), inside)
+            substring = py.Compare(value, [py.In()], [_const(container)])
+            if op == "in":  # type(_t := X) is STR and _t in "..."
+                return _and(_type_is(bound, "STR"), substring)
+            # non-null and not a substring
+            inside = _and(_type_is(value, "STR"), substring)
+            return _and(_is_not(bound, _const(None)), py.UnaryOp(py.Not(), inside))
         if not isinstance(container, list):
             return _call(runtime.COMPARE_NAMES[op], x, self.constant(container))
-        test = self.member_test(x, container)
-        if not negated:
-            return test
+        if op == "in":
+            return self.member_test(x, container)
         bound, value = self.bind(x)
-        return _and(
-            _is_not(bound, _const(None)), py.UnaryOp(py.Not(), self.member_test(value, container))
-        )
+        test = self.member_test(value, container)
+        return _and(_is_not(bound, _const(None)), py.UnaryOp(py.Not(), test))
 
     def member_test(self, x: py.expr, items: list[Any]) -> py.expr:
+        """`x in items`, null false. A frozenset look-up where it is exact under `==`."""
         if not items:
             return _const(False)
-        if all(type(i) is str for i in items):
+        if all(type(i) is str and not runtime.is_iso(i) for i in items):
+            # Only strings equal these: type(_t := X) is STR and _t in {...}
             bound, value = self.bind(x)
-            return _and(
-                _type_is(bound, "STR"), py.Compare(value, [py.In()], [_const(frozenset(items))])
-            )
+            members = py.Compare(value, [py.In()], [_const(frozenset(items))])
+            return _and(_type_is(bound, "STR"), members)
+        every = self.unit.const(runtime.ConstSet(items), "_s")
         if all(_is_number(i) for i in items):
+            # (_t in {...} if type(_t := X) in NUM else in_const(_t, K)): ISO strings, bools, null
             bound, value = self.bind(x)
-            return _and(
-                _type_in_num(bound), py.Compare(value, [py.In()], [_const(frozenset(items))])
-            )
-        return _call("in_const", x, self.unit.const(runtime.ConstSet(items), "_s"))
+            members = py.Compare(value, [py.In()], [_const(frozenset(items))])
+            return py.IfExp(_type_in_num(bound), members, _call("in_const", value, every))
+        return _call("in_const", x, every)
 
     def regex(self, other: ast.Expr, pattern: str) -> py.expr:
         compiled = runtime.compile_regex(pattern)

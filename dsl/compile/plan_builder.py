@@ -48,6 +48,9 @@ class CheckedLike(Protocol):
     @property
     def lets(self) -> Mapping[str, ast.Let]: ...
 
+    @property
+    def types(self) -> Mapping[int, str]: ...  # id(expr) -> static type, for time comparisons
+
 
 def origin(span: Any) -> plan.Origin:
     return plan.Origin(span.path, span.line, span.column)
@@ -419,9 +422,10 @@ def _build(checked: CheckedLike, sources: Mapping[str, str] | None) -> plan.Rule
     ruleset = checked.ruleset
     folder = Folder(checked.lets)
     windows = _Windows()
-    units = {f.path: FileUnit(f.path, folder, windows.from_count) for f in ruleset.files}
+    types = checked.types
+    units = {f.path: FileUnit(f.path, folder, windows.from_count, types) for f in ruleset.files}
     if not units:
-        units["<empty>"] = FileUnit("<empty>", folder, windows.from_count)
+        units["<empty>"] = FileUnit("<empty>", folder, windows.from_count, types)
     builder = _Builder(units, windows)
     builder.run(ruleset)  # generates the code of every expression
     for unit in units.values():

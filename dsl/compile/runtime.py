@@ -26,6 +26,7 @@ __all__ = [
     "ConstSet",
     "History",
     "add",
+    "as_time",
     "contains",
     "count",
     "days_since",
@@ -40,6 +41,7 @@ __all__ = [
     "in_const",
     "in_list",
     "in_segment",
+    "is_iso",
     "le",
     "length",
     "lower",
@@ -103,7 +105,8 @@ def to_time(v: Value) -> float | None:
 
 
 def _same(a: Value, b: Value) -> bool:
-    """Same-kind equality, deep: 1 == 1.0, true != 1, "1" != 1; null equals null inside lists."""
+    """Same-kind equality, deep: 1 == 1.0, true != 1, "1" != 1; null equals null inside lists.
+    An ISO 8601 string and a number (a time) are equal when they spell the same instant."""
     ta, tb = type(a), type(b)
     if ta is tb:
         if ta is list or ta is tuple:
@@ -111,11 +114,31 @@ def _same(a: Value, b: Value) -> bool:
         if ta is dict:
             return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
         return bool(a == b)
-    if (ta is int or ta is float) and (tb is int or tb is float):
+    a_num = ta is int or ta is float
+    b_num = tb is int or tb is float
+    if a_num and b_num:
         return bool(a == b)
+    if ta is str and b_num:
+        return bool(_iso(a) == b)
+    if a_num and tb is str:
+        return bool(_iso(b) == a)
     if (ta is list or ta is tuple) and (tb is list or tb is tuple):
         return len(a) == len(b) and all(map(_same, a, b))
     return False
+
+
+def is_iso(text: str) -> bool:
+    """Whether a string reads as an ISO 8601 time (and so may equal a number)."""
+    return _iso(text) is not None
+
+
+def as_time(v: Value) -> Value:
+    """An ISO 8601 string as the time it spells; anything else unchanged. For comparisons the
+    checker knows to be between times (two ISO strings with different offsets, say)."""
+    if type(v) is str:
+        t = _iso(v)
+        return v if t is None else t
+    return v
 
 
 # ---------------------------------------------------------------------------- comparisons
@@ -194,24 +217,28 @@ def not_in(a: Value, container: Value) -> bool:
 
 
 class ConstSet:
-    """A constant list prepared for `in`: hashable items split by kind, so that a lookup honours
-    `==` (1 == 1.0, but true != 1), the rest kept for a linear scan."""
+    """A constant list prepared for `in`: hashable items split by kind, so that a look-up honours
+    `==` (1 == 1.0, but true != 1; an ISO string equals the time it spells), the rest kept for a
+    linear scan."""
 
-    __slots__ = ("items", "numbers", "others", "strings", "truths")
+    __slots__ = ("items", "numbers", "others", "strings", "times", "truths")
 
     def __init__(self, items: list[Any] | tuple[Any, ...]) -> None:
         self.items = tuple(items)
         self.strings = frozenset(x for x in items if type(x) is str)
         self.numbers = frozenset(x for x in items if _is_num(x))
         self.truths = frozenset(x for x in items if type(x) is bool)
+        self.times = frozenset(t for t in map(_iso, self.strings) if t is not None)
         self.others = tuple(x for x in items if type(x) not in (str, int, float, bool))
 
     def __contains__(self, a: Value) -> bool:
         t = type(a)
         if t is str:
-            return a in self.strings
+            if a in self.strings:
+                return True
+            return bool(self.numbers) and _iso(a) in self.numbers
         if t is int or t is float:
-            return a in self.numbers
+            return a in self.numbers or a in self.times
         if t is bool:
             return a in self.truths
         if a is None:
@@ -422,6 +449,7 @@ NAMES: Final[Mapping[str, Any]] = {
     "BOOL": bool,
     "eq": eq,
     "ne": ne,
+    "as_time": as_time,
     "lt": lt,
     "le": le,
     "gt": gt,

@@ -46,7 +46,10 @@ class Hist:
         ({"a": [1]}, {"a": [1.0]}, True),
         ({"a": 1}, {"b": 1}, False),
         ([None], [None], True),
-        (ISO, T0, False),  # == is same-kind: no time coercion
+        (ISO, T0, True),  # an ISO string equals the time it spells
+        ("2026-10-01T02:00:00+02:00", T0, True),
+        ([ISO], [T0], True),
+        ("SE", T0, False),
     ],
 )
 def test_eq_and_ne(a: Any, b: Any, want: bool) -> None:
@@ -104,6 +107,10 @@ def test_const_set_honours_same_kind_equality() -> None:
     assert rt.in_const([1.0, 2], items)
     assert rt.in_const({"a": 1}, items)
     assert not rt.in_const(None, items)
+    times = rt.ConstSet([ISO, T0 + 60])
+    assert rt.in_const(T0, times)
+    assert rt.in_const("2026-10-01T00:01:00Z", times)
+    assert not rt.in_const("2026-10-01T00:02:00Z", times)
     only_true = rt.ConstSet([True])
     assert not rt.in_const(1, only_true)
 
@@ -158,6 +165,13 @@ def test_functions() -> None:
     assert rt.hours_since(T0, T0 + 5400) == 1.5
     assert rt.days_since("yesterday", T0) is None
     assert rt.days_since(None, T0) is None
+
+
+def test_as_time() -> None:
+    assert rt.as_time("2026-10-01T02:00:00+02:00") == T0
+    assert rt.as_time("soon") == "soon"
+    assert rt.as_time(5) == 5
+    assert rt.is_iso(ISO) and not rt.is_iso("SE")
 
 
 def test_time_coercion() -> None:
