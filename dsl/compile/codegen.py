@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast as py
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -115,7 +115,7 @@ class FileUnit:
         fns: list[Fn] = []
         for index, label in enumerate(self._labels):
             fn = self.namespace.pop(f"_f{index}")
-            fn.__code__ = fn.__code__.replace(co_name=label)
+            fn.__code__ = fn.__code__.replace(co_name=label, co_qualname=label)
             fn.__name__ = fn.__qualname__ = label
             fns.append(fn)
         self._fns = fns
@@ -619,9 +619,3 @@ def compile_expression(
     key = unit.add(expr, Scope(dict(events or {"event": "event"})), "expression", value=value)
     unit.build()
     return unit.fn(key)
-
-
-def iter_functions(unit: FileUnit) -> Iterator[Fn]:
-    """Every compiled function of a unit (for tests)."""
-    for i in range(len(unit)):
-        yield unit.fn(i)
