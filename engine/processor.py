@@ -1,0 +1,303 @@
+"""The streaming worker's core, free of faust: records in, actions out, timers, rebalances.
+
+`StreamProcessor.handle(records)` takes a micro-batch of Kafka records of the events topic
+(partition, key, value), and under one lock, so that events and timers of a contact never
+interleave:
+
+1. decodes them (`parse_record`: one event or a packed array); rejects go to the DLQ;
+   events of a contact that belongs to another partition (a producer with another
+   partitioner) are forwarded there instead of processed here;
+2. runs the engine over the batch (`Runner.process`: one load, timers due before the events
+   fire first), with saves held back (`WriteBehindStore`);
+3. publishes the actions and waits for the broker (`ActionPublisher`);
+4. saves the states (one pipelined round trip), then moves the partitions' marks.
+
+`tick()` fires the timers that fell due on the partitions this worker owns, the same way.
+`revoke()` waits for the batch under way and stops; `assign(partitions)` reads back what
+the previous owner published after its last save, then opens the gate.
+
+The caller acknowledges a batch's records only after `handle` returned. A batch cut short
+(cancelled at shutdown, or failed: then the process stops at once, `fatal`) leaves its
+records unacknowledged, so their offsets are not committed and the partition's next owner
+runs them again; whatever was published of it is recognised and not published twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from .clock import Clock, WallClock
+from .decision import Decision
+from .engine import Engine
+from .events import Event, Rejected, parse_record
+from .kafka_io import dead_letter_record, pack_events
+from .partitioning import partition_for
+from .publisher import ActionPublisher
+from .runner import Runner
+from .state import ContactStore
+from .write_behind import WriteBehindStore
+
+__all__ = ["Record", "StreamProcessor", "StreamStats", "exit_now"]
+
+Record = tuple[int, bytes | None, bytes | None]
+"""A Kafka record of the events topic: (partition, key, value)."""
+
+_log = structlog.get_logger("nudge.engine.processor")
+
+_RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+@dataclass(slots=True)
+class StreamStats:
+    records: int = 0
+    events: int = 0
+    rejected: int = 0
+    forwarded: int = 0
+    dropped_revoked: int = 0
+    engine_errors: int = 0
+    actions: int = 0
+    timers_ticks: int = 0
+    batches: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+def exit_now(code: int = 70) -> None:
+    """Stop the process without cleanup: no offset commit may follow a half-done batch."""
+    sys.stderr.flush()
+    os._exit(code)
+
+
+class StreamProcessor:
+    """Events and timers of the owned partitions through the engine, actions out."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        store: ContactStore,
+        publisher: ActionPublisher,
+        producer: AIOKafkaProducer,
+        *,
+        events_topic: str,
+        dlq_topic: str,
+        partitions: int,
+        clock: Clock | None = None,
+        fatal: Callable[[int], None] = exit_now,
+        timer_batch: int = 10_000,
+    ) -> None:
+        self.store = WriteBehindStore(store)
+        self.clock: Clock = clock or WallClock()
+        self.runner = Runner(engine, self.store, self.clock, shards=(), timer_batch=timer_batch)
+        self.publisher = publisher
+        self.producer = producer
+        self.events_topic = events_topic
+        self.dlq_topic = dlq_topic
+        self.partitions = partitions
+        self.fatal = fatal
+        self.owned: frozenset[int] = frozenset()
+        self.stats = StreamStats()
+        self._lock = asyncio.Lock()
+        self._open = asyncio.Event()
+        self._shard_of: dict[str, int] = {}
+
+    @property
+    def engine(self) -> Engine:
+        return self.runner.engine
+
+    async def swap_engine(self, engine: Engine) -> None:
+        """Run a new ruleset from the next batch on."""
+        async with self._lock:
+            self.runner.engine = engine
+
+    # ------------------------------------------------------------------ rebalances
+
+    async def revoke(self) -> None:
+        """Partitions are being taken away: finish the batch under way, then stand still."""
+        self._open.clear()
+        async with self._lock:
+            self.owned = frozenset()
+            self.runner.shards = ()
+            self.publisher.forget()
+
+    async def assign(self, partitions: Collection[int]) -> None:
+        """These partitions are ours now: recover what was published, then open."""
+        async with self._lock:
+            owned = frozenset(partitions)
+            await self.publisher.recover(owned)
+            self.owned = owned
+            self.runner.shards = owned
+            if owned:
+                self._open.set()
+        _log.info("worker.assigned", partitions=sorted(owned))
+
+    # ------------------------------------------------------------------ events
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        """One micro-batch of the events topic, in order. Acknowledge the records after it.
+
+        An error here stops the process (`fatal`): the records stay unacknowledged, so their
+        offsets are never committed and the partition's next owner runs them again.
+        """
+        try:
+            await self._handle(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.critical(
+                "worker.batch_failed",
+                error="".join(traceback.format_exception(exc)),
+                note="stopping without committing offsets: the next owner resumes from there",
+            )
+            self.fatal(70)
+            raise
+
+    async def _handle(self, records: Sequence[Record]) -> None:
+        await self._open.wait()
+        owned = self.owned
+        events: list[Event] = []
+        rejected: list[Rejected] = []
+        forward: list[Event] = []
+        stats = self.stats
+        for partition, key, value in records:
+            if partition not in owned:
+                stats.dropped_revoked += 1  # its next owner reads it again
+                continue
+            stats.records += 1
+            if value is None:
+                continue
+            items = parse_record(value)
+            trusted = key is not None and self._shard(key.decode("utf-8", "replace")) == partition
+            for item in items:
+                if isinstance(item, Rejected):
+                    rejected.append(item)
+                elif trusted or self._shard(item.contact_id) == partition:
+                    events.append(item)
+                else:
+                    forward.append(item)
+        if rejected:
+            await self._dead_letters(rejected)
+        if forward:
+            await self._forward(forward)
+        if events:
+            await self._run(events)
+
+    async def _run(self, events: list[Event]) -> None:
+        async with self._lock:
+            decision = await self._process_with_retries(events)
+            await self._publish_and_save(decision)
+            self.stats.events += len(events)
+            self.stats.batches += 1
+
+    async def _process_with_retries(self, events: list[Event]) -> Decision:
+        """Run the engine; retry while the store is unreachable; set poison events aside."""
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                return await self.runner.process(events)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                self.store.discard()
+                if delay is None:
+                    raise
+                _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+            except Exception:
+                self.store.discard()
+                if len(events) == 1:
+                    raise
+                return await self._one_by_one(events)
+        raise AssertionError("unreachable")
+
+    async def _one_by_one(self, events: list[Event]) -> Decision:
+        """A batch failed in the engine: run each event alone, dead-lettering the ones that fail."""
+        out = Decision()
+        for event in events:
+            try:
+                d = await self.runner.process([event])
+            except Exception as exc:
+                self.store.discard()
+                self.stats.engine_errors += 1
+                _log.error(
+                    "worker.engine_error",
+                    event_id=event.id,
+                    contact_id=event.contact_id,
+                    error="".join(traceback.format_exception_only(exc)).strip(),
+                )
+                raw = repr(event.to_json()).encode()
+                await self._dead_letters([Rejected("engine_error", repr(exc), raw)])
+                continue
+            out.actions.extend(d.actions)
+            out.conversions.extend(d.conversions)
+        return out
+
+    async def _publish_and_save(self, decision: Decision) -> None:
+        """Publish, wait for the broker, then save: never the other way round."""
+        await self.publisher.publish(decision.actions)
+        await self.store.commit()
+        await self.publisher.saved(self.owned)
+        self.stats.actions += len(decision.actions)
+
+    # ------------------------------------------------------------------ timers
+
+    async def tick(self) -> int:
+        """Fire the timers due on the owned partitions; return how many actions came out."""
+        try:
+            return await self._tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _log.critical("worker.timers_failed", error="".join(traceback.format_exception(exc)))
+            self.fatal(70)
+            raise
+
+    async def _tick(self) -> int:
+        if not self._open.is_set():
+            return 0
+        async with self._lock:
+            if not self.owned:
+                return 0
+            self.stats.timers_ticks += 1
+            try:
+                decision = await self.runner.advance(self.clock.now())
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                self.store.discard()
+                _log.warning("worker.timers_unavailable", error=repr(exc))
+                return 0
+            if decision.actions or self.store.pending:
+                await self._publish_and_save(decision)
+            return len(decision.actions)
+
+    # ------------------------------------------------------------------ side topics
+
+    def _shard(self, contact_id: str) -> int:
+        shard = self._shard_of.get(contact_id)
+        if shard is None:
+            if len(self._shard_of) > 1_000_000:
+                self._shard_of.clear()
+            shard = self._shard_of[contact_id] = partition_for(contact_id, self.partitions)
+        return shard
+
+    async def _dead_letters(self, items: list[Rejected]) -> None:
+        now = time.time()
+        acks = [
+            await self.producer.send(self.dlq_topic, dead_letter_record(item, "worker", now))
+            for item in items
+        ]
+        await asyncio.gather(*acks)
+        self.stats.rejected += len(items)
+        _log.info("worker.rejected", count=len(items), reasons=sorted({i.reason for i in items}))
+
+    async def _forward(self, events: list[Event]) -> None:
+        """Events on the wrong partition go to their contact's, where their state is owned."""
+        acks = [
+            await self.producer.send(self.events_topic, r.value, key=r.key, partition=r.partition)
+            for r in pack_events(events, self.partitions)
+        ]
+        await asyncio.gather(*acks)
+        self.stats.forwarded += len(events)
