@@ -24,7 +24,8 @@ class Decision:
       cascade_limit), in the order they happened.
     - `conversions`: goal conversions (also in `trace`), always kept.
     - `suppressed`: how many actions were suppressed, by reason, always kept.
-    - `emitted`: events the rules or the engine emitted, already processed in cascade.
+    - `emitted`: events the rules or the engine emitted, already processed in cascade (only
+      those of a type some rule, window, exit or goal listens to are made at all).
     - `timers`: timers armed or moved (the runner indexes them until the state is saved).
     - `dirty`: the state changed; `duplicate`: the event had been seen before.
     """
@@ -42,7 +43,7 @@ class Decision:
 class Context:
     """One contact's working set while an event (and its cascade) or a timer is handled."""
 
-    __slots__ = ("_at", "d", "depth", "now", "queue", "state", "traits")
+    __slots__ = ("_at", "changes", "d", "depth", "now", "queue", "segments_at", "state", "traits")
 
     def __init__(self, state: ContactState, now: float, d: Decision) -> None:
         self.state = state
@@ -52,6 +53,10 @@ class Context:
         self.depth = 0
         self.queue: list[tuple[Event, int]] = []
         self._at: str | None = None
+        # Bumped by every change a segment condition could see (traits, windows); segments
+        # are re-evaluated only when it moved since `segments_at` (the clock is fixed here).
+        self.changes = 0
+        self.segments_at = -1
 
     def make_record(self, kind: str, rule: str | None, fields: dict[str, Any]) -> TraceRecord:
         """A trace record: kind, rule, contact_id, at, then `fields`."""
@@ -72,5 +77,22 @@ class Context:
         """`now` as ISO 8601 UTC text (computed once)."""
         at = self._at
         if at is None:
-            at = self._at = format_time(self.now)
+            at = self._at = _format_time(self.now)
         return at
+
+
+_day: list[Any] = [None, ""]  # the last day formatted: [epoch of its midnight, "YYYY-MM-DDT"]
+
+
+def _format_time(ts: float) -> str:
+    """`format_time`, fast for whole seconds (the usual case): the date part is remembered."""
+    whole = int(ts)
+    if whole != ts:
+        return format_time(ts)
+    second = whole % 86400
+    midnight = whole - second
+    memo = _day
+    if memo[0] != midnight:
+        memo[0] = midnight
+        memo[1] = format_time(midnight)[:11]
+    return f"{memo[1]}{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"

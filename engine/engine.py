@@ -41,6 +41,8 @@ _ENGAGEMENT = {
 }
 _SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
 _EXIT_CANCELS = ("wait", "deliver")
+# (special, windows, exits, goals, rules) of one event type
+_TypePlan = tuple[bool, tuple[Window, ...], tuple[Rule, ...], tuple[Rule, ...], tuple[Rule, ...]]
 _EMPTY: tuple[Rule, ...] = ()
 
 
@@ -64,12 +66,32 @@ class Engine:
         self.quiet_hours: QuietHours | None = ruleset.quiet_hours
         self.segments: tuple[Segment, ...] = ruleset.segments
         self.on_segment: Mapping[str, tuple[Rule, ...]] = ruleset.on_segment
-        self._by_event: dict[str, tuple[Rule, ...]] = dict(ruleset.by_event)
-        self._exits: dict[str, tuple[Rule, ...]] = dict(ruleset.exits_by_event)
-        self._goals: dict[str, tuple[Rule, ...]] = dict(ruleset.goals_by_event)
-        self._windows: dict[str, tuple[Window, ...]] = dict(ruleset.windows_by_event)
-        self._inactive = ruleset.inactive
-        # Prune `seen` once its oldest entry is this far past the dedup window.
+        self._inactive = tuple(
+            (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
+        )
+        # What an event type can affect, found with one lookup per event.
+        self._plans: dict[str, _TypePlan] = {}
+        types = {
+            *ruleset.by_event,
+            *ruleset.exits_by_event,
+            *ruleset.goals_by_event,
+            *ruleset.windows_by_event,
+            *_SPECIAL,
+        }
+        for typ in types:
+            self._plans[typ] = (
+                typ in _SPECIAL,
+                ruleset.windows_by_event.get(typ, ()),
+                ruleset.exits_by_event.get(typ, ()),
+                ruleset.goals_by_event.get(typ, ()),
+                ruleset.by_event.get(typ, ()),
+            )
+        # Event types something reacts to; emitting any other would change nothing.
+        self.listened = frozenset(
+            t for t, (_, w, x, g, r) in self._plans.items() if w or x or g or r
+        )
+        # Prune `seen` (checked every 64 new ids) once its oldest entry is this far past
+        # the dedup window.
         self._seen_slack = max(dedup_seconds / 8, 60.0)
 
     # ------------------------------------------------------------------ entry points
@@ -97,7 +119,7 @@ class Engine:
             return d
         d.duplicate = False
         d.dirty = True
-        if seen:
+        if not len(seen) & 63 and seen:
             self._prune_seen(state, now)
         state.seen[eid] = event.ts
         ctx = Context(state, now, d)
@@ -136,6 +158,15 @@ class Engine:
             cause = bindings.get("event")
         else:  # nfb, inactive
             cause = payload["event"]
+            if timer.kind == "inactive":
+                last = state.last_inbound
+                within = rule.trigger.within or 0.0
+                if last is not None and last.ts + within > timer.due:
+                    # activity since it was armed: wait on from the latest inbound event
+                    arm_event_timer(ctx, rule.name, "inactive", last.ts + within, last)
+                    return d
+                if last is not None:
+                    cause = last
             first = rule.trigger.first
             b = bind(first, cause) if first is not None else {"event": cause, cause.type: cause}
             self.fire_rule(ctx, rule, b, cause.id)
@@ -188,31 +219,39 @@ class Engine:
             if last is None or e.ts >= last.ts:
                 state.last_inbound = e
                 traits["last_seen"] = e.timestamp
-                for rule in self._inactive:
-                    within = rule.trigger.within or 0.0
-                    arm_event_timer(ctx, rule.name, "inactive", e.ts + within, e)
+                if self._inactive:
+                    self._arm_inactive(ctx, e)
         typ = e.type
-        if typ in _SPECIAL:
-            self._special(ctx, e, merge_from, was_new)
-        windows = self._windows.get(typ)
-        if windows is not None:
+        plan = self._plans.get(typ)
+        if plan is not None:
+            special, windows, exits, goals, rules = plan
+            if special:
+                self._special(ctx, e, merge_from, was_new)
             base = {"event": e, typ: e}
-            now = ctx.now
-            for w in windows:
-                where = w.where
-                if where is None or where(base, traits, now, state) is True:
-                    state.add_to_window(w.id, e.ts, w.horizon)
-        exits = self._exits.get(typ)
-        if exits is not None:
-            self._run_exits(ctx, e, exits)
-        goals = self._goals.get(typ)
-        if goals is not None:
-            self._run_goals(ctx, e, goals)
-        rules = self._by_event.get(typ)
-        if rules is not None:
-            run_triggers(self, ctx, e, rules)
+            if windows:
+                now = ctx.now
+                for w in windows:
+                    where = w.where
+                    if where is None or where(base, traits, now, state) is True:
+                        state.add_to_window(w.id, e.ts, w.horizon)
+                        ctx.changes += 1
+            if exits:
+                self._run_exits(ctx, e, exits)
+            if goals:
+                self._run_goals(ctx, e, goals)
+            if rules:
+                run_triggers(self, ctx, e, rules, base)
         if self.segments:
             reevaluate(self, ctx, e)
+
+    def _arm_inactive(self, ctx: Context, e: Event) -> None:
+        """Arm each `inactive for D` timer that is not armed. An armed one is left as it is:
+        when it falls due, it moves on to D after the latest inbound event if there was one
+        since (so a busy contact costs nothing per event)."""
+        timers = ctx.state.timers
+        for name, within, timer_id in self._inactive:
+            if timer_id not in timers:
+                arm_event_timer(ctx, name, "inactive", e.ts + within, e)
 
     def _special(
         self, ctx: Context, e: Event, merge_from: ContactState | None, was_new: bool
@@ -239,6 +278,7 @@ class Engine:
             before = (traits.get("score"), traits.get("stage"))
             moved = merge_contact(state, merge_from, known_is_new=was_new)
             ctx.d.timers.extend(moved)
+            ctx.changes += 1
             if self.trace:
                 ctx.record("merge", None, {"from": merge_from.contact_id})
             after = (traits.get("score"), traits.get("stage"))

@@ -53,6 +53,8 @@ class Runner:
         self.shards = shards
         self.timer_batch = timer_batch
         self.stats = RunStats()
+        # Timers armed while a batch runs are indexed locally only if due before this.
+        self._horizon = -math.inf
 
     # ------------------------------------------------------------------ events
 
@@ -81,6 +83,7 @@ class Runner:
         ids.update(ref.contact_id for ref in refs)
         states = await self._load(ids)
         heap = list(refs)  # sorted, hence a heap
+        self._horizon = horizon
         dirty: dict[str, ContactState] = {}
         engine = self.engine
         handle = engine.handle
@@ -108,7 +111,8 @@ class Runner:
                 dirty[merge_from.contact_id] = merge_from
             if len(timers) != before:
                 for timer in timers[before:]:
-                    heapq.heappush(heap, TimerRef(timer.due, timer.contact_id, timer.id))
+                    if timer.due < horizon:
+                        heapq.heappush(heap, TimerRef(timer.due, timer.contact_id, timer.id))
         timers.clear()
         if dirty:
             await self.store.save(dirty.values())
@@ -136,6 +140,7 @@ class Runner:
             states = await self._load({ref.contact_id for ref in refs})
             dirty: dict[str, ContactState] = {}
             heap = list(refs)
+            self._horizon = math.nextafter(limit, math.inf)
             await self._fire_heap(heap, limit, states, dirty, out, inclusive=True)
             out.timers.clear()
             if dirty:
@@ -156,6 +161,7 @@ class Runner:
         """Pop and fire the timers due before `until` (or at it, when inclusive)."""
         fire = self.engine.fire
         timers = out.timers
+        horizon = self._horizon
         while heap and (heap[0][0] < until or (inclusive and heap[0][0] == until)):
             due, cid, tid = heapq.heappop(heap)
             state = states.get(cid)
@@ -172,7 +178,7 @@ class Runner:
             self.stats.timers_fired += 1
             dirty[cid] = state
             for new in timers[before:]:
-                if new.contact_id in states:
+                if new.due < horizon and new.contact_id in states:
                     heapq.heappush(heap, TimerRef(new.due, new.contact_id, new.id))
 
     # ------------------------------------------------------------------ states

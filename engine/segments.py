@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .actions import derived_id
 from .decision import Context
 from .events import Event
 from .steps import emit_event
@@ -22,8 +21,9 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
     """Bring `contact.segments` up to date; `cause` is the event (or the timer's event) that
     the change is due to."""
     segments = engine.segments
-    if not segments:
+    if not segments or ctx.segments_at == ctx.changes:
         return
+    ctx.segments_at = ctx.changes
     traits = ctx.traits
     now = ctx.now
     state = ctx.state
@@ -44,11 +44,13 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
     traits["segments"] = [s for s in current if s not in left] + [
         s.name for s in segments if s.name in entered
     ]
+    ctx.changes += 1
+    ctx.segments_at = ctx.changes
     for name, inside in changes:
         kind = "segment_entered" if inside else "segment_left"
         if engine.trace:
             ctx.record("segment", None, {"segment": name, "entered": inside})
-        emit_event(ctx, kind, {"segment": name}, derived_id(cause.id, kind, name))
+        emit_event(engine, ctx, kind, {"segment": name}, (cause.id, kind, name))
         trigger = "entered" if inside else "left"
         for rule in engine.on_segment.get(name, ()):
             if rule.trigger.kind == trigger:

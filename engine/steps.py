@@ -99,8 +99,9 @@ def run_steps(engine: Engine, ctx: Context, f: Firing, start: int) -> None:
         elif isinstance(step, ScoreChange):
             _score(engine, ctx, f, step)
         elif isinstance(step, Emit):
-            digest = derived_id(rule.name, f.trigger_id, str(i))
-            emit_event(ctx, step.event, _data(ctx, step.data, b), digest)
+            if step.event in engine.listened:
+                cause = (rule.name, f.trigger_id, str(i))
+                emit_event(engine, ctx, step.event, _data(ctx, step.data, b), cause)
         elif isinstance(step, AudienceChange):
             _audience(engine, ctx, f, step)
         elif isinstance(step, Show):
@@ -275,6 +276,7 @@ def change_trait(
         if old == value and type(old) is type(value):
             return
         traits[name] = value
+    ctx.changes += 1
     if engine.trace:
         kind = name if name in ("stage", "score") else "trait"
         fields = (
@@ -284,9 +286,9 @@ def change_trait(
         )
         ctx.record(kind, rule, fields)
     if name == "stage":
-        emit_event(ctx, "stage_changed", {"from": old, "to": value}, derived_id(cause, "stage"))
+        emit_event(engine, ctx, "stage_changed", {"from": old, "to": value}, (cause, "stage"))
     elif name == "score":
-        emit_event(ctx, "score_changed", {"from": old, "to": value}, derived_id(cause, "score"))
+        emit_event(engine, ctx, "score_changed", {"from": old, "to": value}, (cause, "score"))
 
 
 def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
@@ -299,16 +301,27 @@ def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
         old = 0
     new = old + delta
     traits["score"] = new
+    ctx.changes += 1
     rule = f.rule.name
     if engine.trace:
         ctx.record("score", rule, {"from": old, "to": new})
-    cause = derived_id(_cause(f, step.index), "score")
-    emit_event(ctx, "score_changed", {"from": old, "to": new}, cause)
+    cause = (_cause(f, step.index), "score")
+    emit_event(engine, ctx, "score_changed", {"from": old, "to": new}, cause)
 
 
-def emit_event(ctx: Context, event_type: str, properties: dict[str, Any], digest: str) -> None:
-    """Queue an internal event for the contact, processed right after the current one."""
-    eid = "e-" + digest
+def emit_event(
+    engine: Engine,
+    ctx: Context,
+    event_type: str,
+    properties: dict[str, Any],
+    cause: tuple[str, ...],
+) -> None:
+    """Queue an internal event for the contact, processed right after the current one; its
+    id derives from `cause`. An event that no rule, window, exit or goal listens to would
+    change nothing: it is not made at all."""
+    if event_type not in engine.listened:
+        return
+    eid = "e-" + derived_id(*cause)
     event = Event(eid, event_type, ctx.state.contact_id, ctx.now, ctx.at, properties, inbound=False)
     ctx.queue.append((event, ctx.depth + 1))
     ctx.d.emitted.append(event)

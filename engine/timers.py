@@ -4,7 +4,8 @@
 Ids (unique per contact):
 - `nfb:<rule>`: the wait of a `not followed by` trigger (one per rule: a newer first event
   restarts it);
-- `inactive:<rule>`: an `inactive for` trigger (re-armed by every inbound event);
+- `inactive:<rule>`: an `inactive for` trigger (armed by an inbound event; when it falls due
+  after later inbound events, it moves on instead of firing);
 - `wait:<rule>:<trigger event id>:<step index>`: the rest of a rule after a `wait`;
 - `deliver:<action id>`: an action deferred by quiet hours.
 """

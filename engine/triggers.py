@@ -35,17 +35,24 @@ def _holds(m: Match, b: dict[str, Event], ctx: Context) -> bool:
     return where is None or where(b, ctx.traits, ctx.now, ctx.state) is True
 
 
-def run_triggers(engine: Engine, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
-    """Fire, arm or cancel for each rule (in firing order) whose trigger involves `e`'s type."""
+def run_triggers(
+    engine: Engine, ctx: Context, e: Event, rules: tuple[Rule, ...], base: dict[str, Event]
+) -> None:
+    """Fire, arm or cancel for each rule (in firing order) whose trigger involves `e`'s type.
+    `base` is `{"event": e, <type>: e}`, shared by every match without an alias (generated
+    code only reads bindings)."""
     typ = e.type
+    state = ctx.state
     for rule in rules:
         t = rule.trigger
         kind = t.kind
         first = t.first
         if kind == "event":
             if first is not None and first.event == typ:
-                b = bind(first, e)
-                if _holds(first, b, ctx):
+                binding = first.binding
+                b = base if binding == typ else {"event": e, typ: e, binding: e}
+                where = first.where
+                if where is None or where(b, ctx.traits, ctx.now, state) is True:
                     engine.fire_rule(ctx, rule, b, e.id)
         elif kind == "followed_by":
             _followed_by(engine, ctx, rule, e)
