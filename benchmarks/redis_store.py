@@ -34,6 +34,7 @@ from importlib.metadata import version
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from nudge.devservers import RedisServer
 from nudge.dsl import load_ruleset
@@ -103,6 +104,22 @@ async def measure(
         f"load+save {both:9,.0f} contacts/s  ({len(batches)} batches of {len(batches[0]):,})"
     )
     return load_rate, save_rate
+
+
+def codec(states: Sequence[ContactState]) -> None:
+    """The part of load and save that is not Redis: JSON to `ContactState` and back."""
+    t0 = time.perf_counter()
+    blobs = [orjson.dumps(s.to_dict()) for s in states]
+    t1 = time.perf_counter()
+    with paused_gc():
+        for blob in blobs:
+            ContactState.from_dict(orjson.loads(blob))
+    t2 = time.perf_counter()
+    n = len(states)
+    print(
+        f"{'of which JSON <-> ContactState':34s} decode {n / (t2 - t1):7,.0f}/s  "
+        f"encode {n / (t1 - t0):9,.0f}/s"
+    )
 
 
 async def populate(save: Save, states: Sequence[ContactState], batch: int) -> None:
@@ -236,8 +253,12 @@ async def run(args: argparse.Namespace, url: str) -> None:
             used = (await admin.info("memory"))["used_memory"] - used
             print(f"memory: {used / len(states):,.0f} B of Redis memory per contact (used_memory)")
             print("memory: " + await memory_per_contact(admin, store, states))
+        codec(states[: args.batch * len(batches)])
         # The engine mutates states in place: every layout starts from its own stored copy.
-        await measure("RedisStore (string, MGET/MSET)", engine, batches, store.load, store.save)
+        label = (
+            "RedisStore (cluster, GET/SET)" if args.cluster else "RedisStore (string, MGET/MSET)"
+        )
+        await measure(label, engine, batches, store.load, store.save)
         if args.compare and not args.cluster:
             per_key = KeyPerCommand(admin, prefix)
             await populate(per_key.save, states, args.batch)
@@ -247,10 +268,21 @@ async def run(args: argparse.Namespace, url: str) -> None:
             await measure("hash of parts, HGETALL/HSET", engine, batches, hashes.load, hashes.save)
     finally:
         await store.close()
-        keys = [k async for k in admin.scan_iter(match=f"{prefix}:*", count=1000)]
-        for i in range(0, len(keys), 1000):
-            await admin.delete(*keys[i : i + 1000])
+        await drop_keys(url, prefix, cluster=args.cluster)
         await admin.aclose()
+
+
+async def drop_keys(url: str, prefix: str, *, cluster: bool) -> None:
+    client = RedisCluster.from_url(url) if cluster else Redis.from_url(url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+        for i in range(0, len(keys), 1000):
+            pipe = client.pipeline(transaction=False)
+            for key in keys[i : i + 1000]:
+                pipe.delete(key)
+            await pipe.execute()
+    finally:
+        await client.aclose()
 
 
 def machine() -> str:
