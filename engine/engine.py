@@ -219,8 +219,11 @@ class Engine:
             if last is None or e.ts >= last.ts:
                 state.last_inbound = e
                 traits["last_seen"] = e.timestamp
-                if self._inactive:
-                    self._arm_inactive(ctx, e)
+                for name, within, timer_id in self._inactive:
+                    # An armed timer is left as it is: when it falls due it moves on to
+                    # D after the latest inbound event (a busy contact costs nothing).
+                    if timer_id not in state.timers:
+                        arm_event_timer(ctx, name, "inactive", e.ts + within, e)
         typ = e.type
         plan = self._plans.get(typ)
         if plan is not None:
@@ -241,17 +244,8 @@ class Engine:
                 self._run_goals(ctx, e, goals)
             if rules:
                 run_triggers(self, ctx, e, rules, base)
-        if self.segments:
+        if self.segments and ctx.segments_at != ctx.changes:
             reevaluate(self, ctx, e)
-
-    def _arm_inactive(self, ctx: Context, e: Event) -> None:
-        """Arm each `inactive for D` timer that is not armed. An armed one is left as it is:
-        when it falls due, it moves on to D after the latest inbound event if there was one
-        since (so a busy contact costs nothing per event)."""
-        timers = ctx.state.timers
-        for name, within, timer_id in self._inactive:
-            if timer_id not in timers:
-                arm_event_timer(ctx, name, "inactive", e.ts + within, e)
 
     def _special(
         self, ctx: Context, e: Event, merge_from: ContactState | None, was_new: bool
