@@ -23,7 +23,8 @@ Layout
   bracket on its own line. Otherwise `[1, 2]`, `{ k: v, k2: v2 }`, `{}`, `[]`.
 - Expressions carry the fewest parentheses that keep the tree: `or` < `and` < `not` <
   comparisons < `+ -` < `* /` < unary `-`; `a - (b - c)` keeps its parentheses,
-  `(a - b) - c` loses them.
+  `(a - b) - c` loses them. One exception, for the eye: a minus sign is never followed by
+  another, so `-(-x)`.
 - Strings take double quotes with `\\"`, `\\\\`, `\\n`, `\\t`, `\\r` and `\\uXXXX` (other
   non-printable characters) escapes; object keys and test contact names that are not plain
   names are quoted (contact names that are keywords too). Whole numbers print as whole numbers,
@@ -58,69 +59,12 @@ INDENT = 4
 
 # Every word the grammar reserves somewhere; a test contact named like one is quoted.
 KEYWORDS = frozenset(
-    [
-        "add",
-        "and",
-        "as",
-        "at",
-        "audience",
-        "by",
-        "contact",
-        "contains",
-        "count",
-        "emit",
-        "end",
-        "endswith",
-        "entered",
-        "event",
-        "exit",
-        "expect",
-        "false",
-        "followed",
-        "for",
-        "given",
-        "goal",
-        "has",
-        "hours",
-        "if",
-        "in",
-        "inactive",
-        "is",
-        "left",
-        "let",
-        "limit",
-        "matches",
-        "no",
-        "not",
-        "now",
-        "null",
-        "on",
-        "once",
-        "or",
-        "per",
-        "policy",
-        "priority",
-        "quiet",
-        "remove",
-        "rule",
-        "score",
-        "segment",
-        "send",
-        "set",
-        "show",
-        "startswith",
-        "stop",
-        "test",
-        "then",
-        "to",
-        "true",
-        "unset",
-        "wait",
-        "when",
-        "where",
-        "with",
-        "within",
-    ]
+    (  # noqa: SIM905 (one word list reads better than sixty quoted lines)
+        "add and as at audience by contact contains count emit end endswith entered event exit "
+        "expect false followed for given goal has hours if in inactive is left let limit matches "
+        "no not now null on once or per policy priority quiet remove rule score segment send set "
+        "show startswith stop test then to true unset wait when where with within"
+    ).split()
 )
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -266,7 +210,7 @@ def _expr(e: ast.Expr) -> str:
             return "not " + expr(operand, _NOT)
         case ast.Unary(operand=operand):
             inner = expr(operand, _UNARY)
-            return "- " + inner if inner.startswith("-") else "-" + inner
+            return f"-({inner})" if inner.startswith("-") else "-" + inner  # never `--x`
         case ast.Binary() | ast.Compare() | ast.Logical():
             left, right = _operands(e)
             return f"{expr(e.left, left)} {e.op} {expr(e.right, right)}"
@@ -306,13 +250,14 @@ class _Line:
 class _Run:
     """A line being built; a block (an expression laid out) may spill it onto further lines."""
 
-    def __init__(self, indent: int, start: int) -> None:
+    def __init__(self, indent: int, start: int, col: int | None = None) -> None:
         self.lines = [_Line("", start, start, indent)]
+        self._first_col = indent if col is None else col  # where the first line's text starts
 
     @property
     def col(self) -> int:
         last = self.lines[-1]
-        return last.indent + len(last.text)
+        return (self._first_col if len(self.lines) == 1 else last.indent) + len(last.text)
 
     def put(self, text: str, node: ast.Node | None = None) -> _Run:
         """Append text; `node` is what it prints, when all of it is on this line."""
@@ -376,7 +321,7 @@ class _Printer:
         ):
             return self._expand(e, indent)
         if isinstance(e, ast.Compare) and isinstance(e.right, ast.ListExpr | ast.ObjectExpr):
-            run = _Run(indent, e.span.start).put(f"{expr(e.left, _SUM)} {e.op} ", e.left)
+            run = _Run(indent, e.span.start, col).put(f"{expr(e.left, _SUM)} {e.op} ", e.left)
             return run.spill(self.layout(e.right, run.col, indent, tail)).lines
         return [_Line(flat, e.span.start, e.span.end, indent)]
 
@@ -406,8 +351,8 @@ class _Printer:
     def _operand(self, e: ast.Expr, col: int, indent: int, least: int, tail: int) -> list[_Line]:
         if _prec(e) >= least:
             return self.layout(e, col, indent, tail)
-        run = _Run(indent, e.span.start).put("(")
-        return run.spill(self.layout(e, col + 1, indent, tail + 1)).put(")").lines
+        run = _Run(indent, e.span.start, col).put("(")
+        return run.spill(self.layout(e, run.col, indent, tail + 1)).put(")").lines
 
     def _expand(self, e: ast.ListExpr | ast.ObjectExpr, indent: int) -> list[_Line]:
         inner = indent + INDENT
