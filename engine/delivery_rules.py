@@ -97,11 +97,22 @@ def quiet_until(ts: float, start: int, end: int, tz: tzinfo) -> float | None:
     if start > end and minute >= start:
         day += timedelta(days=1)
     wall = datetime(day.year, day.month, day.day, end // 60, end % 60, tzinfo=tz)
-    candidates = sorted({wall.timestamp(), wall.replace(fold=1).timestamp()})
-    for candidate in candidates:
-        if candidate < ts:
-            continue
-        there = datetime.fromtimestamp(candidate, tz)
-        if not _inside(there.hour * 60 + there.minute, start, end):
-            return candidate
-    return max(candidates[-1], ts)
+    first, second = sorted((wall.timestamp(), wall.replace(fold=1).timestamp()))
+    if first >= ts and not _inside_at(first, start, end, tz):
+        return first
+    if _inside_at(second, start, end, tz):  # cannot happen with real zones; be safe
+        return max(second, ts)
+    # The end falls in a skipped hour: find the jump, the first second past the period.
+    lo, hi = max(first, ts), second
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _inside_at(mid, start, end, tz):
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _inside_at(ts: float, start: int, end: int, tz: tzinfo) -> bool:
+    there = datetime.fromtimestamp(ts, tz)
+    return _inside(there.hour * 60 + there.minute, start, end)
