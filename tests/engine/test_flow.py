@@ -352,3 +352,25 @@ end
     )
     assert [a["at"] for a in r.actions()] == [at("10:00"), at("10:10")]
     assert r.summary()["events"].startswith("3 read, 2 processed, 1 duplicate,")
+
+
+def test_count_in_a_condition_sees_the_current_event(replay: Replay) -> None:
+    rules = """
+rule third_order
+    when order_completed
+    if count(order_completed where order_completed.value >= 100 within 30d) == 3
+    then
+        send webhook "loyal"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("o1", "order_completed", "c1", at("10:00", day=1), value=100),
+            ev("o2", "order_completed", "c1", at("10:00", day=5), value=20),
+            ev("o3", "order_completed", "c1", at("10:00", day=10), value=150),
+            ev("o4", "order_completed", "c1", at("10:00", day=20), value=300),  # the third
+            ev("o5", "order_completed", "c1", at("10:00", day=29), value=300),  # a fourth
+        ],
+    )
+    assert [a["at"] for a in r.actions()] == [at("10:00", day=20)]
