@@ -19,10 +19,10 @@ Key layout (`key_prefix` "nudge" by default; it lets tests and tenants share one
   shards).
 
 One string per contact rather than a hash of parts: measured with redis-py (no hiredis),
-reading 1,000 hashes of 11 fields costs 4-5 times as much client time as reading 1,000
-strings, a single MGET of 1,000 keys halves that again, and a typical event rewrites most of
-the state's bytes anyway (`seen`, `traits.last_seen`, `last_inbound` and the re-armed
-`inactive` timer are about 85% of them). See docs/state.md for the figures.
+reading 1,000 hashes of 11 fields takes 5 to 10 times the client time of one MGET of 1,000
+strings (batch loads, decoding included, are about 3 times as fast), and a typical event
+changes most of the bytes anyway: the parts it touches (`seen`, `traits`, `last_inbound`,
+`timers`) hold about 85% of a state. Figures in docs/state.md, `benchmarks/redis_store.py`.
 
 What is atomic:
 
@@ -102,7 +102,17 @@ class StoreDataError(ValueError):
 
 
 class RedisStore:
-    """The production `ContactStore`, on redis-py's asyncio client."""
+    """The production `ContactStore`, on redis-py's asyncio client.
+
+    - `client`: a `Redis` (a single node, or a Sentinel-managed primary) or a `RedisCluster`,
+      with `decode_responses` off. `close()` closes it only with `owns_client` (as
+      `from_url` does).
+    - `partitions`: the events topic's partition count (the timer index's shards).
+    - `key_prefix`: the first part of every key.
+    - `state_ttl`: seconds after its last save when a contact without timers expires; None
+      (the default) keeps states for ever.
+    - `cache_size`: how many contacts' indexed timers to remember between load and save.
+    """
 
     def __init__(
         self,
@@ -120,6 +130,8 @@ class RedisStore:
             raise ValueError(f"key_prefix must be non-empty without braces, got {key_prefix!r}")
         if state_ttl is not None and state_ttl <= 0:
             raise ValueError(f"state_ttl must be positive seconds or None, got {state_ttl}")
+        if client.get_encoder().decode_responses:
+            raise ValueError("the Redis client must return bytes: decode_responses=False")
         self.partitions = partitions
         self.key_prefix = key_prefix
         self.state_ttl = state_ttl

@@ -559,6 +559,8 @@ def test_options_are_checked() -> None:
         RedisStore(client, key_prefix="a{b}")
     with pytest.raises(ValueError, match="state_ttl"):
         RedisStore(client, state_ttl=0)
+    with pytest.raises(ValueError, match="decode_responses"):
+        RedisStore(Redis(decode_responses=True))
     with pytest.raises(ValueError, match="cluster="):
         RedisStore.from_url("redis://localhost:6379/0?cluster=maybe")
 
