@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from . import ast
-from .diagnostics import Diagnostic
+from .diagnostics import Diagnostic, error
 from .parse import parse
 from .source import Source
 
@@ -77,15 +77,20 @@ class FormatError(RuntimeError):
 
 
 def format_source(source: Source) -> str | list[Diagnostic]:
-    """The canonical text of `source`, or its syntax errors (a broken file is not formatted).
+    """The canonical text of `source`, or its syntax errors (a broken file is not formatted;
+    nor is one nesting expressions so deeply that the formatter cannot follow).
 
     Raises `FormatError` if the result would not parse back to the same rules and comments.
     """
     rule_file, diagnostics = parse(source)
+    whole = source.span(0, len(source.text))
     errors = [d for d in diagnostics if d.is_error]
     if errors:
         return errors
-    text = format_file(rule_file, source)
+    try:
+        text = format_file(rule_file, source)
+    except RecursionError:  # nesting the parser still took, but deeper than Python's stack here
+        return [error("too-deep", "this file nests expressions too deeply to format", whole)]
     again, problems = parse(Source(source.path, text))
     if problems or again != rule_file or _comment_texts(again) != _comment_texts(rule_file):
         raise FormatError(f"{source.path}: formatting would change the rules; file left as is")
@@ -305,9 +310,11 @@ class _Printer:
 
     def _blank_before(self, pos: int) -> bool:
         """Whether a blank line separates `pos` from the code or comment before it."""
-        before = self.text[:pos]
-        stripped = before.rstrip()
-        return bool(stripped) and before.count("\n", len(stripped)) >= 2
+        text, newlines = self.text, 0
+        while pos > 0 and text[pos - 1].isspace():
+            pos -= 1
+            newlines += text[pos] == "\n"
+        return pos > 0 and newlines >= 2
 
     # ------------------------------------------------------------------ expressions
     def layout(self, e: ast.Expr, col: int, indent: int, tail: int = 0) -> list[_Line]:

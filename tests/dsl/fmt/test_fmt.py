@@ -108,3 +108,17 @@ def test_keywords_cover_the_grammar() -> None:
     grammar = (ROOT / "dsl" / "grammar.lark").read_text(encoding="utf-8")
     words = set(re.findall(r'"([a-z_]+)"', grammar))
     assert words <= KEYWORDS
+
+
+@pytest.mark.parametrize("depth", [50, 300, 1000])
+def test_deep_nesting_is_formatted_or_refused_never_raises(depth: int) -> None:
+    for text in (
+        "let x = " + "[" * depth + "]" * depth,
+        "let x = " + " and ".join(["a"] * depth),
+        "let x = " + "a - (" * depth + "b" + ")" * depth,
+    ):
+        result = format_source(Source("deep.rules", text))
+        if isinstance(result, str):
+            assert _meaning(result)[0] == _meaning(text)[0]
+        else:
+            assert [d.code for d in result] == ["too-deep"]
