@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from nudge.commands.replay import tuned_gc
 from nudge.dsl import Source, load_ruleset, load_sources
 from nudge.dsl.plan import RuleSet
 from nudge.engine.clock import ManualClock
@@ -150,7 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_start = time.process_time()
     if profiler is not None:
         profiler.enable()
-    actions, rejected = asyncio.run(replay(ruleset, lines))
+    with tuned_gc():  # as `nudge replay` does
+        actions, rejected = asyncio.run(replay(ruleset, lines))
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - start

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -102,6 +103,22 @@ def open_store(url: str | None, partitions: int) -> ContactStore:
     raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")
 
 
+@contextmanager
+def tuned_gc() -> Iterator[None]:
+    """Collect cycles less often while inside. Replay keeps every contact's state alive,
+    which the collector would otherwise rescan again and again for no garbage (about a fifth
+    of the time on a million events); the engine makes few cycles."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
 def run(args: argparse.Namespace) -> int:
     until: float | None = None
     if args.until is not None:
@@ -131,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         if args.rejects is not None:
             rejects = stack.enter_context(Path(args.rejects).open("wb"))
         replay = Replay(Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects)
+        stack.enter_context(tuned_gc())
         summary = asyncio.run(replay.run(iter_jsonl(source), until))
     sys.stderr.write(summary)
     return 0
