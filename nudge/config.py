@@ -9,12 +9,13 @@ error that names it. Every key is documented in docs/delivery.md.
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "Settings",
     "SmtpTarget",
+    "add_settings_arguments",
     "load_settings",
     "parse_duration",
     "parse_smtp_url",
@@ -205,12 +207,15 @@ def load_settings(
     """Merge defaults, the config file, `NUDGE_*` variables and flags (highest wins).
 
     `flags` may be `vars(args)` of an argparse namespace: keys that are not settings and
-    values that are None (flags not given) are skipped. `environ` defaults to `os.environ`.
+    values that are None (flags not given) are skipped, and its `config`, if any, is the
+    config file when `config_path` is not given. `environ` defaults to `os.environ`.
     """
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
 
     path = config_path
+    if path is None and flags and flags.get("config"):
+        path = Path(flags["config"])
     explicit = path is not None
     if path is None and env.get(f"{ENV_PREFIX}CONFIG"):
         path, explicit = Path(env[f"{ENV_PREFIX}CONFIG"]), True
@@ -235,6 +240,33 @@ def load_settings(
     settings = Settings(**values)
     _validate(settings)
     return settings
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, keys: Iterable[str] = (), *, config: bool = True
+) -> None:
+    """Add `--config` and a `--<key>` flag (dashes for underscores) for each of `keys`.
+
+    Flags default to None, so `load_settings(vars(args))` lets unset flags fall through
+    to the environment, the file and the defaults.
+    """
+    if config:
+        parser.add_argument(
+            "--config",
+            metavar="FILE",
+            default=None,
+            help=f"settings file (default: ./{CONFIG_FILE})",
+        )
+    for key in keys:
+        if key not in KEYS:
+            raise ValueError(f"no setting `{key}`{_did_you_mean(key)}")
+        parser.add_argument(
+            f"--{key.replace('_', '-')}",
+            dest=key,
+            default=None,
+            metavar=key.rsplit("_", 1)[-1].upper(),
+            help=f"setting `{key}` (else ${ENV_PREFIX}{key.upper()})",
+        )
 
 
 def _from_file(path: Path, *, required: bool) -> dict[str, Any]:

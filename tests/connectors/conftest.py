@@ -320,7 +320,7 @@ async def http_server() -> AsyncIterator[HttpServer]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     site = web.TCPSite(runner, HOST, 0)
     await site.start()

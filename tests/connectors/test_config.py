@@ -11,6 +11,7 @@ import pytest
 from nudge.config import (
     ConfigError,
     Settings,
+    add_settings_arguments,
     load_settings,
     parse_duration,
     parse_smtp_url,
@@ -147,6 +148,29 @@ def test_argparse_namespace_can_be_passed_as_flags() -> None:
     settings = load_settings(flags=vars(args), environ={"NUDGE_PARTITIONS": "5"})
     assert settings.rules == "mine"
     assert settings.partitions == 5  # the flag was not given: None does not override
+
+
+def test_settings_flags_for_a_command(tmp_path: Path) -> None:
+    config = write(tmp_path / "shop.toml", 'rules = "from-file"\nhttp_port = 9001\n')
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser, ["rules", "webhooks", "smtp_starttls"])
+    args = parser.parse_args(
+        [
+            "--config",
+            str(config),
+            "--webhooks",
+            "crm=https://crm.example/h",
+            "--smtp-starttls",
+            "on",
+        ]
+    )
+    settings = load_settings(vars(args), environ={})
+    assert settings.rules == "from-file"
+    assert settings.http_port == 9001
+    assert dict(settings.webhooks) == {"crm": "https://crm.example/h"}
+    assert settings.smtp_starttls == "on"
+    with pytest.raises(ValueError, match="did you mean `rules`"):
+        add_settings_arguments(argparse.ArgumentParser(), ["rule"])
 
 
 def test_unknown_environment_variables_are_ignored() -> None:

@@ -72,7 +72,10 @@ class Gate:
 
 
 class Stopped:
-    """A clock at 11:00 on which every sleep lasts until cancelled."""
+    """A clock at 11:00 on which every sleep lasts until cancelled; counts the sleepers."""
+
+    def __init__(self) -> None:
+        self.sleepers = 0
 
     def now(self) -> datetime:
         return datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
@@ -81,6 +84,7 @@ class Stopped:
         return 0.0
 
     async def sleep(self, seconds: float) -> None:
+        self.sleepers += 1
         await asyncio.Event().wait()
 
 
@@ -194,12 +198,13 @@ async def test_a_restart_sends_nothing_twice(
     sent_before = make_action("email")
     held = make_action("email", at="2026-11-20T15:00:00Z")  # due in 4 hours
     retrying = make_action("email")
-    first = dispatcher({"email": email_connector(mail_server.url())}, ledger, Stopped(), events)
+    stopped = Stopped()
+    first = dispatcher({"email": email_connector(mail_server.url())}, ledger, stopped, events)
     assert (await first.deliver(sent_before)) is not None
     mail_server.reply_next("data", "451 4.3.0 later")
     first.submit(held)
     stuck = first.submit(retrying)
-    while mail_server.attempts < 2:  # retrying failed once: now it waits between attempts
+    while stopped.sleepers < 2:  # held waits for its time, retrying between attempts
         await asyncio.sleep(0.01)
     await first.aclose()  # the worker stops: held and retrying are cancelled
     assert stuck.cancelled()
