@@ -162,3 +162,18 @@ async def test_configured_channels_deliver_for_real(  # noqa: PLR0917
 def test_incomplete_channel_settings_are_refused(settings: Settings, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_dispatcher(settings)
+
+
+def test_exported_names_exist() -> None:
+    import importlib
+
+    import nudge.connectors
+
+    modules = ["audiences", "base", "build", "content", "dispatch", "email", "ledger"]
+    modules += ["outbox", "sms", "templates", "tracking", "webhook"]
+    for module in [
+        nudge.connectors,
+        *(importlib.import_module(f"nudge.connectors.{m}") for m in modules),
+    ]:
+        missing = [name for name in module.__all__ if not hasattr(module, name)]
+        assert not missing, f"{module.__name__} exports missing names {missing}"
