@@ -279,12 +279,12 @@ class Engine:
             if after != before:
                 # Report the merged score and stage as changes, like any other.
                 traits["score"], traits["stage"] = before
-                cause = e.id + "\x1fmerge"
+                cause = e.id + "/merge"
                 change_trait(self, ctx, "score", after[0], rule=None, cause=cause)
                 change_trait(self, ctx, "stage", after[1], rule=None, cause=cause)
         incoming = e.traits
         if incoming:
-            cause = e.id + "\x1fidentify"
+            cause = e.id + "/identify"
             for key, value in incoming.items():
                 change_trait(self, ctx, key, value, rule=None, cause=cause)
 

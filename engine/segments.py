@@ -50,7 +50,7 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
         kind = "segment_entered" if inside else "segment_left"
         if engine.trace:
             ctx.record("segment", None, {"segment": name, "entered": inside})
-        emit_event(engine, ctx, kind, {"segment": name}, (cause.id, kind, name))
+        emit_event(engine, ctx, kind, {"segment": name}, f"{cause.id}/{name}")
         trigger = "entered" if inside else "left"
         for rule in engine.on_segment.get(name, ()):
             if rule.trigger.kind == trigger:

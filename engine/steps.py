@@ -18,7 +18,7 @@ from nudge.dsl.plan import (
     Wait,
 )
 
-from .actions import Action, action_id, derived_id
+from .actions import Action, action_id
 from .decision import Context
 from .delivery_rules import allowed_by_cap, best_channel, quiet_until, zone
 from .events import Event, format_time
@@ -100,8 +100,7 @@ def run_steps(engine: Engine, ctx: Context, f: Firing, start: int) -> None:
             _score(engine, ctx, f, step)
         elif isinstance(step, Emit):
             if step.event in engine.listened:
-                cause = (rule.name, f.trigger_id, str(i))
-                emit_event(engine, ctx, step.event, _data(ctx, step.data, b), cause)
+                emit_event(engine, ctx, step.event, _data(ctx, step.data, b), _cause(f, i))
         elif isinstance(step, AudienceChange):
             _audience(engine, ctx, f, step)
         elif isinstance(step, Show):
@@ -109,8 +108,9 @@ def run_steps(engine: Engine, ctx: Context, f: Firing, start: int) -> None:
 
 
 def _cause(f: Firing, index: int) -> str:
-    """What the ids of events caused by step `index` of this firing derive from."""
-    return f"{f.rule.name}\x1f{f.trigger_id}\x1f{index}"
+    """What the ids of events caused by step `index` of this firing start with:
+    `<trigger event id>/<rule>/<step index>` (a rule name holds no `/`)."""
+    return f"{f.trigger_id}/{f.rule.name}/{index}"
 
 
 def count_limited(ctx: Context, rule: Rule) -> None:
@@ -286,9 +286,9 @@ def change_trait(
         )
         ctx.record(kind, rule, fields)
     if name == "stage":
-        emit_event(engine, ctx, "stage_changed", {"from": old, "to": value}, (cause, "stage"))
+        emit_event(engine, ctx, "stage_changed", {"from": old, "to": value}, cause)
     elif name == "score":
-        emit_event(engine, ctx, "score_changed", {"from": old, "to": value}, (cause, "score"))
+        emit_event(engine, ctx, "score_changed", {"from": old, "to": value}, cause)
 
 
 def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
@@ -305,8 +305,7 @@ def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
     rule = f.rule.name
     if engine.trace:
         ctx.record("score", rule, {"from": old, "to": new})
-    cause = (_cause(f, step.index), "score")
-    emit_event(engine, ctx, "score_changed", {"from": old, "to": new}, cause)
+    emit_event(engine, ctx, "score_changed", {"from": old, "to": new}, _cause(f, step.index))
 
 
 def emit_event(
@@ -314,14 +313,16 @@ def emit_event(
     ctx: Context,
     event_type: str,
     properties: dict[str, Any],
-    cause: tuple[str, ...],
+    cause: str,
 ) -> None:
     """Queue an internal event for the contact, processed right after the current one; its
-    id derives from `cause`. An event that no rule, window, exit or goal listens to would
+    id is `<cause>/<event type>`: deterministic, unique per cause, and readable in traces
+    (`evt-9/score_views/0/score_changed`). An event that no rule, window, exit or goal
+    listens to would
     change nothing: it is not made at all."""
     if event_type not in engine.listened:
         return
-    eid = "e-" + derived_id(*cause)
+    eid = f"{cause}/{event_type}"
     event = Event(eid, event_type, ctx.state.contact_id, ctx.now, ctx.at, properties, inbound=False)
     ctx.queue.append((event, ctx.depth + 1))
     ctx.d.emitted.append(event)

@@ -209,7 +209,7 @@ end
     r = replay(rules, [ev("e1", "demo_requested", "c1", at("10:00"), plan="team")])
     (hook,) = r.actions()
     assert hook["data"]["plan"] == "team"
-    assert hook["data"]["inbound"].startswith("e-")
+    assert hook["data"]["inbound"] == "e1/qualify/0/lead_qualified"  # <cause>/<event type>
     assert hook["at"] == at("10:00")
 
 
