@@ -30,7 +30,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -67,7 +67,10 @@ class StreamStats:
     actions: int = 0
     timers_ticks: int = 0
     batches: int = 0
-    latencies: list[float] = field(default_factory=list)
+    first_at: float | None = None  # wall time the first batch started
+    last_at: float | None = None  # wall time the latest batch ended
+    cpu_first: float = 0.0  # process CPU time (all threads) when the first batch started
+    cpu_last: float = 0.0  # and when the latest one ended
 
 
 def exit_now(code: int = 70) -> None:
@@ -123,14 +126,18 @@ class StreamProcessor:
         """Partitions are being taken away: finish the batch under way, then stand still."""
         self._open.clear()
         async with self._lock:
+            if self.owned:
+                await self.publisher.flush_marks()  # the next owner reads back nothing
             self.owned = frozenset()
             self.runner.shards = ()
             self.publisher.forget()
+            self.store.invalidate()
 
     async def assign(self, partitions: Collection[int]) -> None:
         """These partitions are ours now: recover what was published, then open."""
         async with self._lock:
             owned = frozenset(partitions)
+            self.store.invalidate()
             await self.publisher.recover(owned)
             self.owned = owned
             self.runner.shards = owned
@@ -191,10 +198,16 @@ class StreamProcessor:
 
     async def _run(self, events: list[Event]) -> None:
         async with self._lock:
+            stats = self.stats
+            if stats.first_at is None:
+                stats.first_at = time.time()
+                stats.cpu_first = time.process_time()
             decision = await self._process_with_retries(events)
             await self._publish_and_save(decision)
-            self.stats.events += len(events)
-            self.stats.batches += 1
+            stats.events += len(events)
+            stats.batches += 1
+            stats.last_at = time.time()
+            stats.cpu_last = time.process_time()
 
     async def _process_with_retries(self, events: list[Event]) -> Decision:
         """Run the engine; retry while the store is unreachable; set poison events aside."""
@@ -203,6 +216,7 @@ class StreamProcessor:
                 return await self.runner.process(events)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 self.store.discard()
+                self.store.invalidate()
                 if delay is None:
                     raise
                 _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
@@ -267,6 +281,7 @@ class StreamProcessor:
                 decision = await self.runner.advance(self.clock.now())
             except (OSError, ConnectionError, TimeoutError) as exc:
                 self.store.discard()
+                self.store.invalidate()
                 _log.warning("worker.timers_unavailable", error=repr(exc))
                 return 0
             if decision.actions or self.store.pending:

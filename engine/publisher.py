@@ -86,6 +86,7 @@ class ActionPublisher:
         bootstrap: str,
         topic: str,
         partitions: int,
+        mark_interval: float = 1.0,
     ) -> None:
         self.producer = producer
         self.marks = marks
@@ -95,7 +96,10 @@ class ActionPublisher:
         self.recovered: set[str] = set()
         self.published = 0
         self.skipped = 0
-        self._next_marks: dict[int, int] = {}
+        self.mark_interval = mark_interval
+        self._next_marks: dict[int, int] = {}  # published, states not saved yet
+        self._saved_marks: dict[int, int] = {}  # saved, marks not written yet
+        self._marks_written = 0.0
 
     async def publish(self, actions: Sequence[Action]) -> int:
         """Send the actions (in order) and wait for the acknowledgements; return how many."""
@@ -120,22 +124,34 @@ class ActionPublisher:
         return len(acks)
 
     async def saved(self, owned: Collection[int]) -> None:
-        """The states of everything published so far are saved: move the marks.
+        """The states of everything published so far are saved: the marks may move.
 
-        Only the marks of `owned` partitions move: an action of a contact on another
-        partition (one an anonymous contact merged into) leaves that partition's mark to
-        its owner.
+        They are written at most every `mark_interval` seconds (a mark that lags only makes
+        the next owner read back a little more). Only the marks of `owned` partitions move:
+        an action of a contact on another partition (one an anonymous contact merged into)
+        leaves that partition's mark to its owner.
         """
         if self._next_marks:
             marks, self._next_marks = self._next_marks, {}
-            mine = {p: offset for p, offset in marks.items() if p in owned}
-            if mine:
-                await self.marks.set(mine)
+            pending = self._saved_marks
+            for p, offset in marks.items():
+                if p in owned and offset > pending.get(p, -1):
+                    pending[p] = offset
+        if self._saved_marks and time.monotonic() - self._marks_written >= self.mark_interval:
+            await self.flush_marks()
+
+    async def flush_marks(self) -> None:
+        """Write the marks of everything saved so far."""
+        if self._saved_marks:
+            marks, self._saved_marks = self._saved_marks, {}
+            await self.marks.set(marks)
+        self._marks_written = time.monotonic()
 
     def forget(self) -> None:
         """Partitions were revoked: what was recovered is the next owner's business."""
         self.recovered.clear()
         self._next_marks.clear()
+        self._saved_marks.clear()
 
     async def recover(self, partitions: Collection[int]) -> int:
         """Read back what was published on `partitions` after their marks; return how many."""

@@ -40,6 +40,9 @@ class StreamOptions:
     - `session_timeout`, `heartbeat_interval`, `rebalance_timeout`: the consumer group's;
       a dead worker's partitions move after `session_timeout`.
     - `commit_interval`: how often consumed offsets are committed (what a restart re-reads).
+    - `fetch_wait`: the longest a fetch waits for data at the broker. Kafka answers as soon
+      as there is data, whatever this is; Tansu holds a fetch for much of it, so it bounds
+      the latency there.
     """
 
     batch_records: int = 100
@@ -50,6 +53,7 @@ class StreamOptions:
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 10.0
     commit_interval: float = 1.0
+    fetch_wait: float = 0.01
 
 
 def _scratch_dir() -> str:
@@ -57,6 +61,25 @@ def _scratch_dir() -> str:
     path = tempfile.mkdtemp(prefix="nudge-worker-")
     atexit.register(shutil.rmtree, path, True)
     return path
+
+
+def _bound_fetch_wait(seconds: float) -> None:
+    """faust builds its consumer with `fetch_max_wait_ms=1500`, not configurable: set ours
+    on the consumer it builds, before it starts (aiokafka reads it when starting)."""
+    from faust.transport.drivers import aiokafka as driver
+
+    thread: Any = driver.AIOKafkaConsumerThread
+    original = getattr(thread, "_nudge_original_create", None)
+    if original is None:
+        original = thread._create_worker_consumer
+        thread._nudge_original_create = original
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = max(1, int(seconds * 1000))
+        return consumer
+
+    thread._create_worker_consumer = create
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -80,6 +103,7 @@ def build_app(
     `on_reload` (async) is called every `reload_interval`; `on_shutdown` (async) once the
     consumer has stopped.
     """
+    _bound_fetch_wait(options.fetch_wait)
     app = faust.App(
         app_id,
         broker=faust_broker_url(bootstrap),

@@ -168,6 +168,10 @@ class Services:
             actions=stats.actions,
             rejected=stats.rejected,
             forwarded=stats.forwarded,
+            batches=stats.batches,
+            first_at=stats.first_at,
+            last_at=stats.last_at,
+            cpu_seconds=round(stats.cpu_last - stats.cpu_first, 3),
         )
         for close in self.closers:
             try:

@@ -44,3 +44,45 @@ async def test_held_state_hides_its_stale_index_entries() -> None:
     assert await store.due_timers(T0 + 100) == []
     store.discard()
     assert [r.timer_id for r in await store.due_timers(T0 + 100)] == ["t1"]
+
+
+class CountingStore(MemoryStore):
+    """Counts the index queries that reach the store."""
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__(partitions)
+        self.queries = 0
+
+    async def due_timers(self, now, shards=None, limit=1000):  # type: ignore[no-untyped-def]
+        self.queries += 1
+        return await super().due_timers(now, shards, limit)
+
+
+async def test_timer_window_answers_from_memory_and_follows_commits() -> None:
+    inner = CountingStore(4)
+    store = WriteBehindStore(inner, lookahead=10.0)
+    owned = {0, 1, 2, 3}
+    state = ContactState("c1", traits={"stage": "prospect"})
+    state.timers["t1"] = timer("c1", "t1", T0 + 5)
+    await inner.save([state])
+    assert [r.timer_id for r in await store.due_timers(T0 + 6, owned)] == ["t1"]
+    assert await store.due_timers(T0 + 1, owned) == []
+    assert inner.queries == 1  # one query for the whole window
+    # A timer armed and saved through this store shows without asking the store again.
+    later = ContactState("c2", traits={"stage": "prospect"})
+    later.timers["t2"] = timer("c2", "t2", T0 + 7)
+    await store.save([later])
+    await store.commit()
+    fired = ContactState("c1", traits={"stage": "prospect"})  # t1 fired: gone
+    await store.save([fired])
+    await store.commit()
+    assert [r.timer_id for r in await store.due_timers(T0 + 8, owned)] == ["t2"]
+    assert inner.queries == 1
+    # Past the window, or for other shards, it asks again.
+    assert await store.due_timers(T0 + 20, owned) != []
+    assert inner.queries == 2
+    await store.due_timers(T0 + 20, {0})
+    assert inner.queries == 3
+    store.invalidate()
+    await store.due_timers(T0 + 20, {0})
+    assert inner.queries == 4

@@ -1,0 +1,541 @@
+"""Streaming throughput and latency: a trivial faust agent against the full `nudge worker`.
+
+    python benchmarks/stream.py                      # 100k events, 4 partitions, rules/
+    python benchmarks/stream.py --events 500000 --contacts 20000 --partitions 8
+    python benchmarks/stream.py --broker kafka://host:9092 --redis redis://host:6379/5
+
+In one go, on one broker (Tansu from the dev servers unless `--broker` is given) and one
+Redis:
+
+1. trivial: a faust agent that only counts the events of each packed record, consuming the
+   same micro-batches as the worker (`noack_take`, acknowledged after each batch);
+2. full: `nudge worker` with the example rules and Redis state;
+3. the ratio of the two (events per second, each measured from its first batch to its last
+   over a backlog produced once the consumer is in its group);
+4. latency: the full pipeline under a steady offered load of half its measured rate, with
+   `demo_requested` probes (1% of the events) whose `sales_alert` action is timed from the
+   moment the event was sent to the moment the action arrives on the actions topic;
+5. two workers sharing the partitions, over the same backlog.
+
+The trivial agent runs twice: over one event per Kafka record (what a plain faust
+deployment consumes) and over the same packed records as the worker. Rates are given per
+second of wall time and per second of the consumer process's CPU time (all threads), the
+latter being steadier on a machine with other work on it.
+
+Events are the synthetic shop's (`nudge.engine.synthetic`), with timestamps set to the
+time they are sent, so waits and `not followed by` timers fall due in the future, as in
+production. The machine and the command are printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from nudge.engine.events import Event, format_time, parse_event
+from nudge.engine.kafka_io import bootstrap_servers, ensure_topics, pack_events, start_producer
+from nudge.engine.partitioning import partition_for
+from nudge.engine.synthetic import generate_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_FLAGS = ["--session-timeout", "6", "--heartbeat-interval", "1", "--rebalance-timeout", "6"]
+_STOPPED = re.compile(r"worker\.stopped\s+(.*)$", re.MULTILINE)
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
+# ----------------------------------------------------------------------------- the trivial agent
+
+
+def trivial_agent(bootstrap: str, topic: str, group: str, expected: int, partitions: int) -> None:
+    """Count events until `expected`; print {"events", "first_at", "last_at"} as JSON."""
+    import faust
+
+    app = faust.App(
+        group,
+        broker=";".join(f"kafka://{h}" for h in bootstrap.split(",")),
+        store="memory://",
+        autodiscover=False,
+        datadir=tempfile.mkdtemp(prefix="nudge-bench-"),
+        web_enabled=False,
+        topic_partitions=partitions,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=6,
+        broker_heartbeat_interval=1,
+        broker_rebalance_timeout=6,
+        stream_wait_empty=False,
+    )
+    source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
+    state: dict[str, Any] = {"events": 0, "first_at": None, "last_at": None, "cpu": 0.0}
+
+    def events_in(value: bytes) -> int:
+        decoded = orjson.loads(value)
+        return len(decoded) if isinstance(decoded, list) else 1
+
+    async def count(stream: Any) -> None:
+        cpu_first = 0.0
+        async for batch in stream.noack_take(100, within=0.005):
+            if state["first_at"] is None:
+                state["first_at"] = time.time()
+                cpu_first = time.process_time()
+            state["events"] += sum(events_in(e.message.value) for e in batch)
+            for e in batch:
+                await stream.ack(e)
+            state["last_at"] = time.time()
+            state["cpu"] = time.process_time() - cpu_first
+            if state["events"] >= expected:
+                print(json.dumps(state), flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    app.agent(source, name="count")(count)
+
+    async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        print("ASSIGNED", flush=True)
+
+    app.on_partitions_assigned.connect(assigned)
+    worker = faust.Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+    worker.spinner = None
+    worker.execute_from_commandline()
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown cpu"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.release()}, {cpu}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
+
+
+def shop_events(events: int, contacts: int, seed: int) -> list[Event]:
+    out: list[Event] = []
+    for line in generate_lines(contacts, events, seed):
+        item = parse_event(line.rstrip(b"\n"))
+        if isinstance(item, Event):
+            out.append(item)
+    return out
+
+
+def stamped(events: Sequence[Event], ts: float) -> list[Event]:
+    text = format_time(ts)
+    return [
+        Event(e.id, e.type, e.contact_id, ts, text, e.properties, e.traits, e.anonymous_id)
+        for e in events
+    ]
+
+
+async def produce_backlog(
+    bootstrap: str,
+    topic: str,
+    events: Sequence[Event],
+    partitions: int,
+    *,
+    packed: bool = True,
+    chunk: int = 5000,
+) -> float:
+    """Send every event (timestamped now), packed or one per record; return the seconds."""
+    producer = await start_producer(bootstrap)
+    started = time.perf_counter()
+    try:
+        acks = []
+        for i in range(0, len(events), chunk):
+            part = stamped(events[i : i + chunk], time.time())
+            if packed:
+                for r in pack_events(part, partitions):
+                    acks.append(
+                        await producer.send(topic, r.value, key=r.key, partition=r.partition)
+                    )
+            else:
+                for e in part:
+                    key = e.contact_id.encode()
+                    value = orjson.dumps(e.to_json())
+                    partition = partition_for(e.contact_id, partitions)
+                    acks.append(await producer.send(topic, value, key=key, partition=partition))
+            if len(acks) > 50_000:
+                await asyncio.gather(*acks)
+                acks = []
+        await asyncio.gather(*acks)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def committed_all(bootstrap: str, topic: str, group: str, partitions: int) -> bool:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            if (await consumer.committed(tp) or 0) < ends[tp]:
+                return False
+        return True
+    finally:
+        await consumer.stop()
+
+
+class Deployment:
+    """A fresh set of topics and a consumer group for one phase."""
+
+    def __init__(self, args: argparse.Namespace, bootstrap: str, redis_url: str, tag: str) -> None:
+        self.args = args
+        self.bootstrap = bootstrap
+        self.redis_url = redis_url
+        self.prefix = f"bench-{tag}-{uuid.uuid4().hex[:6]}"
+        self.workers: list[tuple[subprocess.Popen[bytes], Path]] = []
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def actions(self) -> str:
+        return f"{self.prefix}.actions"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NUDGE_")}
+        env.update(
+            NUDGE_EVENTS_TOPIC=self.events,
+            NUDGE_ACTIONS_TOPIC=self.actions,
+            NUDGE_DLQ_TOPIC=f"{self.prefix}.dlq",
+            NUDGE_APP_ID=self.prefix,
+            NUDGE_LOG_LEVEL="info",
+        )
+        return env
+
+    async def create(self) -> None:
+        p = self.args.partitions
+        await ensure_topics(self.bootstrap, {self.events: p, self.actions: p})
+
+    def start_worker(self, logdir: Path) -> None:
+        log = logdir / f"{self.prefix}-{len(self.workers)}.log"
+        argv = [
+            sys.executable, "-m", "nudge.cli", "worker",
+            "--rules", str(self.args.rules),
+            "--broker", f"kafka://{self.bootstrap}",
+            "--redis", self.redis_url,
+            "--partitions", str(self.args.partitions),
+            "--batch-records", str(self.args.batch_records),
+            *WORKER_FLAGS,
+        ]  # fmt: skip
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, env=self.env(), cwd=logdir
+            )
+        self.workers.append((process, log))
+
+    def wait_assigned(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen: list[int] = []
+            for process, log in self.workers:
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker exited: {log.read_text()[-2000:]}")
+                found = re.findall(r"worker\.assigned\s+partitions=\[([0-9, ]*)\]", log.read_text())
+                if found:
+                    seen += [int(p) for p in found[-1].replace(" ", "").split(",") if p]
+            if sorted(seen) == list(range(self.args.partitions)):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("workers did not get the partitions in time")
+            time.sleep(0.1)
+
+    def stop_workers(self) -> list[dict[str, str]]:
+        stats = []
+        for process, log in self.workers:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            found = _STOPPED.findall(log.read_text())
+            if found:
+                stats.append(dict(_FIELD.findall(found[-1])))
+        self.workers = []
+        return stats
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+# ----------------------------------------------------------------------------- phases
+
+
+async def phase_trivial(
+    args: argparse.Namespace, bootstrap: str, events: list[Event], *, packed: bool
+) -> tuple[float, float]:
+    """(events per second, events per CPU second) of a counting faust agent."""
+    d = Deployment(args, bootstrap, "", "trivial")
+    await d.create()
+    argv = [
+        sys.executable, __file__, "--trivial-agent",
+        bootstrap, d.events, d.prefix, str(len(events)), str(args.partitions),
+    ]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    line = await asyncio.to_thread(process.stdout.readline)
+    if b"ASSIGNED" not in line:
+        raise RuntimeError(f"trivial agent: {line!r}")
+    await produce_backlog(bootstrap, d.events, events, args.partitions, packed=packed)
+    result_line = await asyncio.to_thread(process.stdout.readline)
+    await asyncio.to_thread(process.wait, 30)
+    result = json.loads(result_line)
+    n = result["events"]
+    return n / (result["last_at"] - result["first_at"]), n / max(result["cpu"], 1e-9)
+
+
+async def phase_full(
+    args: argparse.Namespace,
+    bootstrap: str,
+    redis_url: str,
+    events: list[Event],
+    *,
+    workers: int,
+    logdir: Path,
+) -> tuple[float, float]:
+    """(events per second, events per CPU second of the workers) over the backlog."""
+    d = Deployment(args, bootstrap, redis_url, f"full{workers}")
+    await d.create()
+    for _ in range(workers):
+        d.start_worker(logdir)
+    d.wait_assigned()
+    produce_seconds = await produce_backlog(bootstrap, d.events, events, args.partitions)
+    deadline = time.monotonic() + 600
+    while not await committed_all(bootstrap, d.events, d.prefix, args.partitions):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not finish in 10 minutes")
+        await asyncio.sleep(0.5)
+    stats = d.stop_workers()
+    processed = sum(int(s["events"]) for s in stats)
+    first = min(float(s["first_at"]) for s in stats if s.get("first_at") not in (None, "None"))
+    last = max(float(s["last_at"]) for s in stats if s.get("last_at") not in (None, "None"))
+    cpu = sum(float(s["cpu_seconds"]) for s in stats)
+    if processed < len(events):
+        raise RuntimeError(f"processed {processed} of {len(events)} events")
+    print(
+        f"  ({workers} worker(s): {processed} events, backlog sent in {produce_seconds:.2f}s)",
+        file=sys.stderr,
+    )
+    return processed / (last - first), processed / max(cpu, 1e-9)
+
+
+async def phase_latency(
+    args: argparse.Namespace,
+    bootstrap: str,
+    redis_url: str,
+    events: list[Event],
+    *,
+    rate: float,
+    logdir: Path,
+) -> tuple[list[float], float]:
+    """Offer `rate` events/s for `args.seconds`; time each probe's event -> action."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    d = Deployment(args, bootstrap, redis_url, "latency")
+    await d.create()
+    d.start_worker(logdir)
+    d.wait_assigned()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+    )
+    await consumer.start()
+    tps = [TopicPartition(d.actions, p) for p in range(args.partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+
+    async def collect() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    action = orjson.loads(record.value)
+                    plan = (action.get("data") or {}).get("plan")
+                    if isinstance(plan, str) and plan in sent:
+                        latencies.append(now - sent.pop(plan))
+
+    collector = asyncio.create_task(collect())
+    producer = await start_producer(bootstrap)
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    stream = iter_forever(events)
+    offered = 0
+    probes = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < args.seconds:
+            due = started + (offered / rate)
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.time()
+            batch = stamped([next(stream) for _ in range(per_tick)], now)
+            if offered // 100 != (offered + per_tick) // 100:  # about 1% probes
+                probes += 1
+                plan = f"probe-{probes}"
+                batch.append(
+                    Event(f"{d.prefix}-p{probes}", "demo_requested", f"probe-{probes % 500}",
+                          now, format_time(now), {"plan": plan})
+                )  # fmt: skip
+                sent[plan] = now
+            for r in pack_events(batch, args.partitions):
+                await producer.send(d.events, r.value, key=r.key, partition=r.partition)
+            offered += len(batch)
+        await producer.flush()
+        achieved = offered / (time.monotonic() - started)
+        deadline = time.monotonic() + 30
+        while sent and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        collector.cancel()
+        await producer.stop()
+        await consumer.stop()
+        d.stop_workers()
+    if sent:
+        print(f"  {len(sent)} probes got no action within 30s", file=sys.stderr)
+    return latencies, achieved
+
+
+def iter_forever(events: Sequence[Event]) -> Iterator[Event]:
+    """The events over and over, with fresh ids each round (so none is a duplicate)."""
+    round_ = 0
+    while True:
+        for e in events:
+            yield Event(f"{e.id}.{round_}", e.type, e.contact_id, e.ts, e.timestamp,
+                        e.properties, e.traits, e.anonymous_id)  # fmt: skip
+        round_ += 1
+
+
+# ----------------------------------------------------------------------------- main
+
+
+async def main(args: argparse.Namespace) -> None:
+    from nudge.devservers import KafkaBroker, RedisServer
+
+    with contextlib.ExitStack() as stack:
+        if args.broker:
+            bootstrap = bootstrap_servers(args.broker)
+        else:
+            bootstrap = stack.enter_context(KafkaBroker()).bootstrap
+        redis_url = args.redis or stack.enter_context(RedisServer()).url_for(1)
+        logdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nudge-bench-")))
+        print(f"generating {args.events} events over {args.contacts} contacts...", file=sys.stderr)
+        events = shop_events(args.events, args.contacts, args.seed)
+
+        if args.only_latency:
+            latencies, offered = await phase_latency(
+                args, bootstrap, redis_url, events, rate=args.latency_rate or 1000.0, logdir=logdir
+            )
+            print(f"latency at {offered:,.0f} events/s: {summary(latencies)}")
+            return
+        load_before = os.getloadavg()[0]
+        print("1. trivial faust agent, one event per record", file=sys.stderr)
+        single, single_cpu = await phase_trivial(args, bootstrap, events, packed=False)
+        print("1b. trivial faust agent, packed records", file=sys.stderr)
+        trivial, trivial_cpu = await phase_trivial(args, bootstrap, events, packed=True)
+        print("2. full pipeline, one worker", file=sys.stderr)
+        full, full_cpu = await phase_full(
+            args, bootstrap, redis_url, events, workers=1, logdir=logdir
+        )
+        print("3. latency at half the full pipeline's rate", file=sys.stderr)
+        latencies, offered = await phase_latency(
+            args, bootstrap, redis_url, events, rate=args.latency_rate or full / 2, logdir=logdir
+        )
+        print("4. full pipeline, two workers", file=sys.stderr)
+        two, two_cpu = await phase_full(
+            args, bootstrap, redis_url, events, workers=2, logdir=logdir
+        )
+        load_after = os.getloadavg()[0]
+
+    print(f"machine: {machine()}; load average {load_before:.1f} before, {load_after:.1f} after")
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(
+        f"events: {len(events)} synthetic shop events, {args.contacts} contacts, "
+        f"{args.partitions} partitions, rules {args.rules}, batch {args.batch_records} records"
+    )
+    print(f"{'':42} {'events/s':>10} {'per CPU s':>10}")
+    rows = [
+        ("trivial faust agent, one event per record", single, single_cpu),
+        ("trivial faust agent, packed records", trivial, trivial_cpu),
+        ("full pipeline, one worker", full, full_cpu),
+        ("full pipeline, two workers", two, two_cpu),
+    ]
+    for name, rate, cpu_rate in rows:
+        print(f"{name:42} {rate:10,.0f} {cpu_rate:10,.0f}")
+    print(
+        f"ratio full / trivial one-per-record: {full / single:.2f} "
+        f"(per CPU second {full_cpu / single_cpu:.2f}); "
+        f"full / trivial packed: {full / trivial:.2f} (per CPU second {full_cpu / trivial_cpu:.2f})"
+    )
+    print(f"two workers / one: {two / full:.2f}")
+    print(f"latency event -> action at {offered:,.0f} events/s offered: {summary(latencies)}")
+
+
+def summary(latencies: Sequence[float]) -> str:
+    return (
+        f"{len(latencies)} probes, p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms, "
+        f"max {max(latencies, default=float('nan')) * 1000:.1f} ms"
+    )
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rules", default=str(ROOT / "rules"))
+    parser.add_argument("--seconds", type=float, default=15.0, help="latency phase length")
+    parser.add_argument("--batch-records", type=int, default=100)
+    parser.add_argument(
+        "--latency-rate", type=float, help="offered events/s (default: half the full rate)"
+    )
+    parser.add_argument("--only-latency", action="store_true", help="skip the throughput phases")
+    parser.add_argument("--broker", help="an existing broker (default: start Tansu)")
+    parser.add_argument("--redis", help="an existing Redis database URL (default: start one)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--trivial-agent":
+        b, t, g, n, p = sys.argv[2:7]
+        trivial_agent(b, t, g, int(n), int(p))
+    else:
+        asyncio.run(main(parse_args(sys.argv[1:])))
