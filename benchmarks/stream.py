@@ -245,6 +245,7 @@ class Deployment:
             "--partitions", str(self.args.partitions),
             "--batch-records", str(self.args.batch_records),
             *WORKER_FLAGS,
+            *shlex.split(self.args.worker_args),
         ]  # fmt: skip
         with log.open("wb") as out:
             process = subprocess.Popen(
@@ -465,6 +466,12 @@ async def main(args: argparse.Namespace) -> None:
             print(f"latency at {offered:,.0f} events/s: {summary(latencies)}")
             return
         load_before = os.getloadavg()[0]
+        if args.only_full:
+            full, full_cpu = await phase_full(
+                args, bootstrap, redis_url, events, workers=1, logdir=logdir
+            )
+            print(f"full pipeline: {full:,.0f} events/s, {full_cpu:,.0f} per CPU second")
+            return
         print("1. trivial faust agent, one event per record", file=sys.stderr)
         single, single_cpu = await phase_trivial(args, bootstrap, events, packed=False)
         print("1b. trivial faust agent, packed records", file=sys.stderr)
@@ -528,6 +535,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--latency-rate", type=float, help="offered events/s (default: half the full rate)"
     )
     parser.add_argument("--only-latency", action="store_true", help="skip the throughput phases")
+    parser.add_argument(
+        "--only-full", action="store_true", help="only the one-worker throughput phase"
+    )
+    parser.add_argument(
+        "--worker-args", default="", help='more `nudge worker` flags, e.g. "--fetch-wait 0.1"'
+    )
     parser.add_argument("--broker", help="an existing broker (default: start Tansu)")
     parser.add_argument("--redis", help="an existing Redis database URL (default: start one)")
     return parser.parse_args(argv)
