@@ -283,7 +283,6 @@ class _Run:
 
 class _Printer:
     def __init__(self, source: Source, comments: Sequence[ast.Comment]) -> None:
-        self.source = source
         self.text = source.text
         self.comments = sorted(comments, key=lambda c: c.span.start)
         self._starts = [c.span.start for c in self.comments]

@@ -1,13 +1,12 @@
 """The formatter against golden files, and its promises on every file we have.
 
 Each `x.rules` here is formatted and compared with `x.rules.formatted`. Regenerate the expected
-files after a deliberate layout change with `pytest --update-goldens` (or NUDGE_UPDATE_GOLDENS=1),
-and read the diff before committing it.
+files after a deliberate layout change with `pytest --update-goldens`, and read the diff before
+committing it.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -24,11 +23,6 @@ GOLDENS = sorted(HERE.glob("*.rules"))
 RULES = sorted((ROOT / "rules").rglob("*.rules"))
 
 
-def _update_goldens(request: pytest.FixtureRequest) -> bool:
-    option = request.config.getoption("--update-goldens", default=False)
-    return bool(option) or os.environ.get("NUDGE_UPDATE_GOLDENS") == "1"
-
-
 def _fmt(text: str, path: str = "x.rules") -> str:
     result = format_source(Source(path, text))
     assert isinstance(result, str), [str(d.span) + " " + d.message for d in result]
@@ -42,10 +36,10 @@ def _meaning(text: str) -> tuple[tuple[ast.Decl, ...], list[str]]:
 
 
 @pytest.mark.parametrize("path", GOLDENS, ids=lambda p: p.stem)
-def test_golden(path: Path, request: pytest.FixtureRequest) -> None:
+def test_golden(path: Path, update_goldens: bool) -> None:
     expected_path = path.with_name(path.name + ".formatted")
     actual = _fmt(path.read_text(encoding="utf-8"), str(path))
-    if _update_goldens(request):
+    if update_goldens:
         expected_path.write_text(actual, encoding="utf-8")
     assert expected_path.exists(), f"no {expected_path.name}: run pytest --update-goldens"
     assert actual == expected_path.read_text(encoding="utf-8")
