@@ -111,6 +111,7 @@ class FileUnit:
         """Compile every registered function in one module, named after the `.rules` file."""
         module = py.Module(body=self._defs, type_ignores=[])
         code = compile(module, self.path, "exec", dont_inherit=True, optimize=2)
+        self._defs.clear()  # the syntax is no longer needed: let it go now, not at the next GC
         exec(code, self.namespace)
         fns: list[Fn] = []
         for index, label in enumerate(self._labels):
@@ -126,7 +127,7 @@ class FileUnit:
         return self._fns[key]
 
     def __len__(self) -> int:
-        return len(self._defs)
+        return len(self._labels)
 
 
 def _const_key(value: Any) -> Any:
@@ -170,13 +171,32 @@ def _at(node: _N, span: Any) -> _N:
     return node
 
 
-_UNLOCATED = (py.expr_context, py.boolop, py.operator, py.unaryop, py.cmpop)
+# Which fields of the node kinds the generator makes can hold nodes that need a position.
+_CHILDREN: dict[type[py.AST], tuple[str, ...]] = {
+    py.Name: (),
+    py.Constant: (),
+    py.Attribute: ("value",),
+    py.Call: ("func", "args", "keywords"),
+    py.Compare: ("left", "comparators"),
+    py.BoolOp: ("values",),
+    py.IfExp: ("test", "body", "orelse"),
+    py.NamedExpr: ("target", "value"),
+    py.BinOp: ("left", "right"),
+    py.UnaryOp: ("operand",),
+    py.List: ("elts",),
+    py.Dict: ("keys", "values"),
+    py.Return: ("value",),
+    py.FunctionDef: ("args", "body"),
+    py.arguments: ("args",),
+    py.arg: (),
+}
 
 
 def _fill(root: py.AST) -> None:
     """Give every node without a position its parent's, as `ast.fix_missing_locations` does,
     in one tight pass (a node made for a sub-expression carries that sub-expression's line)."""
     stack: list[tuple[py.AST, tuple[int, int, int, int]]] = [(root, (1, 0, 1, 0))]
+    children = _CHILDREN
     while stack:
         node, at = stack.pop()
         fields = node.__dict__
@@ -194,14 +214,11 @@ def _fill(root: py.AST) -> None:
                 fields["end_lineno"],
                 fields["end_col_offset"],
             ) = at
-        for value in list(fields.values()):
+        for name in children[type(node)]:
+            value = fields[name]
             if type(value) is list:
-                stack.extend(
-                    (item, at)
-                    for item in value
-                    if isinstance(item, py.AST) and not isinstance(item, _UNLOCATED)
-                )
-            elif isinstance(value, py.AST) and not isinstance(value, _UNLOCATED):
+                stack.extend((item, at) for item in value if item is not None)
+            elif value is not None:
                 stack.append((value, at))
 
 
