@@ -9,7 +9,7 @@ from nudge.dsl.parse import parse
 from nudge.dsl.source import Source
 from tests.dsl.strategies import expressions, rule_files
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _parsed(text: str) -> tuple[object, list[str]]:
