@@ -73,11 +73,17 @@ class Runner:
         refs = await self.store.due_timers(
             math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
         )
-        if len(refs) >= self.timer_batch and len(batch) > 1:
-            half = len(batch) // 2
-            await self._process(batch[:half], out)
-            await self._process(batch[half:], out)
-            return
+        if len(refs) >= self.timer_batch:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                await self._process(batch[:half], out)
+                await self._process(batch[half:], out)
+                return
+            # one event after more due timers than a chunk holds: fire them all first
+            await self._fire_until(math.nextafter(horizon, -math.inf), out)
+            refs = await self.store.due_timers(
+                math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
+            )
         ids: set[str] = {e.contact_id for e in batch}
         ids.update(e.anonymous_id for e in batch if e.anonymous_id is not None)
         ids.update(ref.contact_id for ref in refs)
@@ -129,10 +135,12 @@ class Runner:
     async def _fire_until(self, until: float, out: Decision) -> None:
         """Fire timers due at or before `until`, in chunks of `timer_batch`."""
         store = self.store
+        previous: list[TimerRef] = []
         while True:
             refs = await store.due_timers(until, self.shards, self.timer_batch)
-            if not refs:
+            if not refs or refs == previous:  # none left, or none that can fire (stale)
                 return
+            previous = refs
             full = len(refs) >= self.timer_batch
             # A full chunk may leave timers due before its last one for the next chunk:
             # fire timers armed meanwhile only up to that point, to keep due order.

@@ -195,3 +195,11 @@ def test_zone_falls_back_to_utc() -> None:
     assert quiet_until(
         parse_time("2026-11-20T22:00:00Z"), 21 * 60, 8 * 60, zone("Nope/Nope")
     ) == parse_time("2026-11-21T08:00:00Z")
+
+
+async def test_one_event_after_more_due_timers_than_a_chunk_comes_after_them() -> None:
+    runner = Runner(Engine(HOOK), MemoryStore(), ManualClock(), timer_batch=2)
+    await runner.process([event(f"p{i}", "pong", f"c{i}", T + i, n=i) for i in range(5)])
+    out = await runner.process([event("late", "ping", "z", T + 7200, n=9)])
+    got = [(a.contact_id, a.name) for a in out.actions]
+    assert got == [*((f"c{i}", "later") for i in range(5)), ("z", "h")]
