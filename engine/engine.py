@@ -9,6 +9,18 @@ Per event, in this order: de-duplicate by id; create the contact on first sight;
 windows; exits; goals; triggers of the rules the event type can affect, in firing order;
 re-evaluate segments. Events the rules or the engine emit are processed right after, in the
 same way (to a cascade depth of 16).
+
+Choices where the language leaves room:
+- `limit N per D` and `policy ... limit N per D` count the window `(now - D, now]`: a firing
+  exactly D after an earlier one is let through (a daily reminder at 10:00 works every day).
+- `followed by`: a first event pairs with one second event at most (it is used up).
+- `exit on` also cancels the rule's sends that quiet hours deferred.
+- `goal`: "sent something" means an email, sms or webhook action that was not suppressed.
+- `set contact.f = null` removes the trait, as an `identify` with a null does.
+- `inactive for D` timers are not moved by each inbound event: one that falls due after
+  later activity moves on to D after the latest inbound event instead of firing.
+- Internal events are only made when some rule, window, exit or goal listens to their type;
+  their ids read `<cause>/<event type>`, e.g. `evt-9/score_views/0/score_changed`.
 """
 
 from __future__ import annotations
