@@ -2,9 +2,14 @@
 
     compile_ruleset(checked) -> RuleSet
 
-Expressions become Python functions built as `ast` nodes (`codegen.py`) that call only the
-helpers of `runtime.py`; `plan_builder.py` assembles rules, triggers, windows and indexes;
-`tests_compile.py` turns `test` blocks into test cases.
+Modules, one job each:
+
+- `runtime.py`: the helpers generated code may call (the language's operators, null-safe).
+- `fold.py`: `let` values and literal-only subexpressions, computed at compile time.
+- `codegen.py`: expressions to Python functions, built as `ast` nodes, one module per file.
+- `canon.py`: expressions back to canonical text (window ids, test reports).
+- `plan_builder.py`: rules, triggers, steps, windows and the indexes of the plan.
+- `tests_compile.py`: `test` blocks to test cases.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ reports. Parentheses appear only where precedence needs them.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .. import ast
 
-__all__ = ["expect_text", "expr_text"]
+__all__ = ["expect_text", "expr_text", "window_id"]
 
 # Binding strength, loosest first (LANGUAGE.md, "Operators").
 _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _PRIMARY = range(8)
@@ -146,3 +147,12 @@ def expect_text(expect: ast.Expect | ast.ExpectContact) -> str:
     if expect.data is not None:
         words += ["with", printer.obj(expect.data)]
     return " ".join(words)
+
+
+def window_id(event: str, where: ast.Expr | None, names: Iterable[str]) -> str:
+    """`w:<event>:<digest>`: the id of the window of `event` matching `where`, in which `names`
+    are the counted event (so `count(E where E.x ...)` and `N E as e where e.x ...` share one).
+    Stable across reloads and layouts."""
+    text = expr_text(where, dict.fromkeys(names, "event")) if where is not None else ""
+    digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
+    return f"w:{event}:{digest}"

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from .. import ast
 from ..plan import Fn
 from . import runtime
+from .canon import window_id
 from .fold import NOT_CONSTANT, Folder
 
 __all__ = ["FileUnit", "Scope", "WindowUse", "compile_expression"]
@@ -46,7 +47,8 @@ WindowUse = Callable[[ast.Count, "FileUnit"], str]
 
 
 def _no_windows(count: ast.Count, unit: FileUnit) -> str:
-    return f"w:{count.event.value}"
+    """A lone expression's window ids (no window is built for it)."""
+    return window_id(count.event.value, count.where, (count.event.value, "event"))
 
 
 class FileUnit:

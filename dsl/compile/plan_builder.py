@@ -31,7 +31,7 @@ from typing import Any, Protocol
 
 from .. import ast, plan
 from ..plan import Fn
-from .canon import expr_text
+from .canon import expr_text, window_id
 from .codegen import FileUnit, Scope
 from .fold import Folder
 from .tests_compile import CompileError, compile_test
@@ -112,15 +112,13 @@ class _Windows:
     def use(
         self, event: str, where: ast.Expr | None, names: set[str], seconds: float, unit: FileUnit
     ) -> str:
-        rename = dict.fromkeys(names, "event")
-        text = expr_text(where, rename) if where is not None else ""
-        digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
-        wid = f"w:{event}:{digest}"
+        wid = window_id(event, where, names)
         entry = self.entries.get(wid)
         if entry is None:
             fn = None
             if where is not None:
                 scope = Scope(MappingProxyType(dict.fromkeys(names, "event")))
+                text = expr_text(where, dict.fromkeys(names, "event"))
                 fn = (unit, unit.add(where, scope, f"window {event} where {text}"))
             entry = self.entries[wid] = _WindowEntry(wid, event, fn, float(seconds))
         entry.horizon = max(entry.horizon, float(seconds))
