@@ -32,8 +32,10 @@ import traceback
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaProducer
+from redis import exceptions as redis_errors
 
 from .clock import Clock, WallClock
 from .decision import Decision
@@ -44,6 +46,7 @@ from .partitioning import partition_for
 from .publisher import ActionPublisher
 from .runner import Runner
 from .state import ContactStore
+from .stores.redis import StoreConfigError
 from .write_behind import WriteBehindStore
 
 __all__ = ["Record", "StreamProcessor", "StreamStats", "exit_now"]
@@ -54,6 +57,18 @@ Record = tuple[int, bytes | None, bytes | None]
 _log = structlog.get_logger("nudge.engine.processor")
 
 _RETRY_DELAYS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+# Redis (or the network) away for a moment: the batch is tried again.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.ReadOnlyError,
+)
+# Anything else from Redis, or a store that does not fit the data: the worker stops.
+_FATAL: tuple[type[BaseException], ...] = (redis_errors.RedisError, StoreConfigError)
 
 
 @dataclass(slots=True)
@@ -202,40 +217,46 @@ class StreamProcessor:
             if stats.first_at is None:
                 stats.first_at = time.time()
                 stats.cpu_first = time.process_time()
-            decision = await self._process_with_retries(events)
-            await self._publish_and_save(decision)
+            await self._run_batch(events)
             stats.events += len(events)
             stats.batches += 1
             stats.last_at = time.time()
             stats.cpu_last = time.process_time()
 
-    async def _process_with_retries(self, events: list[Event]) -> Decision:
-        """Run the engine; retry while the store is unreachable; set poison events aside."""
-        for delay in (*_RETRY_DELAYS, None):
+    async def _run_batch(self, events: list[Event]) -> None:
+        """Run, publish, save; retry while Redis is unreachable; set poison events aside."""
+        delays = iter(_RETRY_DELAYS)
+        while True:
             try:
-                return await self.runner.process(events)
-            except (OSError, ConnectionError, TimeoutError) as exc:
+                try:
+                    decision = await self.runner.process(events)
+                except Exception as exc:
+                    if isinstance(exc, _TRANSIENT + _FATAL):
+                        raise
+                    self.store.discard()
+                    await self._one_by_one(events)
+                    return
+                await self._publish_and_save(decision)
+                return
+            except _TRANSIENT as exc:
                 self.store.discard()
                 self.store.invalidate()
+                delay = next(delays, None)
                 if delay is None:
                     raise
                 _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
-            except Exception:
-                self.store.discard()
-                if len(events) == 1:
-                    raise
-                return await self._one_by_one(events)
-        raise AssertionError("unreachable")
 
-    async def _one_by_one(self, events: list[Event]) -> Decision:
-        """A batch failed in the engine: run each event alone, dead-lettering the ones that fail."""
-        out = Decision()
+    async def _one_by_one(self, events: list[Event]) -> None:
+        """The engine failed on a batch: run each event alone (published and saved alone),
+        and set aside with reason `engine_error` the ones it fails on."""
         for event in events:
             try:
-                d = await self.runner.process([event])
+                decision = await self.runner.process([event])
             except Exception as exc:
-                self.store.discard()
+                if isinstance(exc, _TRANSIENT + _FATAL):
+                    raise
+                self.store.discard()  # only this event's changes are held
                 self.stats.engine_errors += 1
                 _log.error(
                     "worker.engine_error",
@@ -243,19 +264,27 @@ class StreamProcessor:
                     contact_id=event.contact_id,
                     error="".join(traceback.format_exception_only(exc)).strip(),
                 )
-                raw = repr(event.to_json()).encode()
-                await self._dead_letters([Rejected("engine_error", repr(exc), raw)])
+                raw = orjson.dumps(event.to_json())
+                detail = "".join(traceback.format_exception_only(exc)).strip()
+                await self._dead_letters([Rejected("engine_error", detail, raw)])
                 continue
-            out.actions.extend(d.actions)
-            out.conversions.extend(d.conversions)
-        return out
+            await self._publish_and_save(decision)
 
     async def _publish_and_save(self, decision: Decision) -> None:
-        """Publish, wait for the broker, then save: never the other way round."""
-        await self.publisher.publish(decision.actions)
-        await self.store.commit()
+        """Publish, wait for the broker, then save: never the other way round.
+
+        If the save fails for a while, the batch runs again: what this attempt published
+        is remembered as published, so the next attempt does not publish it twice.
+        """
+        actions = decision.actions
+        await self.publisher.publish(actions)
+        try:
+            await self.store.commit()
+        except _TRANSIENT:
+            self.publisher.recovered.update(a.id for a in actions)
+            raise
         await self.publisher.saved(self.owned)
-        self.stats.actions += len(decision.actions)
+        self.stats.actions += len(actions)
 
     # ------------------------------------------------------------------ timers
 
@@ -279,13 +308,13 @@ class StreamProcessor:
             self.stats.timers_ticks += 1
             try:
                 decision = await self.runner.advance(self.clock.now())
-            except (OSError, ConnectionError, TimeoutError) as exc:
+                if decision.actions or self.store.pending:
+                    await self._publish_and_save(decision)
+            except _TRANSIENT as exc:  # the next tick tries again
                 self.store.discard()
                 self.store.invalidate()
                 _log.warning("worker.timers_unavailable", error=repr(exc))
                 return 0
-            if decision.actions or self.store.pending:
-                await self._publish_and_save(decision)
             return len(decision.actions)
 
     # ------------------------------------------------------------------ side topics

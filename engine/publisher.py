@@ -110,7 +110,6 @@ class ActionPublisher:
         acks = []
         for action in actions:
             if recovered and action.id in recovered:
-                recovered.discard(action.id)
                 self.skipped += 1
                 _log.info("actions.already_published", id=action.id, rule=action.rule)
                 continue

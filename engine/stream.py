@@ -24,7 +24,7 @@ import structlog
 
 from .processor import StreamProcessor
 
-__all__ = ["StreamOptions", "build_app", "faust_broker_url", "run_app"]
+__all__ = ["OPTION_HELP", "StreamOptions", "build_app", "faust_broker_url", "run_app"]
 
 _log = structlog.get_logger("nudge.engine.stream")
 
@@ -54,6 +54,19 @@ class StreamOptions:
     rebalance_timeout: float = 10.0
     commit_interval: float = 1.0
     fetch_wait: float = 0.01
+
+
+OPTION_HELP = {
+    "batch_records": "records (packed arrays of events) per micro-batch at most",
+    "batch_within": "seconds a micro-batch waits to fill",
+    "timer_interval": "seconds between looks for due timers",
+    "reload_interval": "seconds between looks at the rules folder",
+    "session_timeout": "seconds after which a silent worker's partitions move",
+    "heartbeat_interval": "seconds between heartbeats (at most a third of the session)",
+    "rebalance_timeout": "seconds a rebalance waits for every worker to rejoin",
+    "commit_interval": "seconds between offset commits",
+    "fetch_wait": "seconds a fetch may wait at the broker for data",
+}
 
 
 def _scratch_dir() -> str:

@@ -30,11 +30,17 @@ _log = structlog.get_logger("nudge.worker")
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", metavar="DIR", help="the rules folder (NUDGE_RULES)")
     add_broker_flag(parser)
-    parser.add_argument("--redis", dest="redis_url", metavar="URL", help="NUDGE_REDIS_URL")
-    parser.add_argument("--partitions", type=int, metavar="N", help="NUDGE_PARTITIONS")
-    parser.add_argument("--app-id", dest="app_id", metavar="NAME", help="consumer group (NUDGE_APP_ID)")
+    parser.add_argument(
+        "--redis", dest="redis_url", metavar="URL", help="contact state (NUDGE_REDIS_URL)"
+    )
+    parser.add_argument(
+        "--partitions", type=int, metavar="N", help="of the topics (NUDGE_PARTITIONS)"
+    )
+    parser.add_argument(
+        "--app-id", dest="app_id", metavar="NAME", help="consumer group (NUDGE_APP_ID)"
+    )
     tuning = parser.add_argument_group("tuning (see docs/operations.md)")
-    from nudge.engine.stream import StreamOptions
+    from nudge.engine.stream import OPTION_HELP, StreamOptions
 
     defaults = StreamOptions()
     for f in fields(StreamOptions):
@@ -44,7 +50,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
             dest=f"opt_{f.name}",
             type=kind,
             metavar="N" if kind is int else "SECONDS",
-            help=f"default {getattr(defaults, f.name)}",
+            help=f"{OPTION_HELP[f.name]} (default {getattr(defaults, f.name)})",
         )
 
 
@@ -169,6 +175,8 @@ class Services:
             rejected=stats.rejected,
             forwarded=stats.forwarded,
             batches=stats.batches,
+            duplicates=self.processor.runner.stats.duplicates,
+            timers_fired=self.processor.runner.stats.timers_fired,
             first_at=stats.first_at,
             last_at=stats.last_at,
             cpu_seconds=round(stats.cpu_last - stats.cpu_first, 3),

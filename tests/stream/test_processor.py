@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+import redis.exceptions
 from kafka_helpers import read_topic
 
 from nudge.devservers import KafkaBroker
@@ -51,9 +52,14 @@ class SerialisingStore:
     def __init__(self, partitions: int = P) -> None:
         self.inner = MemoryStore(partitions)
         self.partitions = partitions
-        self.fail_saves = False
+        self.fail_saves = False  # a crash: an error the worker does not retry
+        self.flaky_saves = 0  # this many saves fail as if Redis were briefly away
+        self.flaky_loads = 0
 
     async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]:
+        if self.flaky_loads:
+            self.flaky_loads -= 1
+            raise redis.exceptions.ConnectionError("connection reset")
         states = await self.inner.load(contact_ids)
         return {
             cid: ContactState.from_dict(orjson.loads(orjson.dumps(s.to_dict())))
@@ -62,7 +68,10 @@ class SerialisingStore:
 
     async def save(self, states: Iterable[ContactState]) -> None:
         if self.fail_saves:
-            raise ConnectionError("redis went away")
+            raise redis.exceptions.ResponseError("the process died here")
+        if self.flaky_saves:
+            self.flaky_saves -= 1
+            raise redis.exceptions.TimeoutError("timed out")
         copies = [ContactState.from_dict(orjson.loads(orjson.dumps(s.to_dict()))) for s in states]
         await self.inner.save(copies)
 
@@ -330,3 +339,66 @@ async def test_revoke_waits_for_the_batch_under_way(
     await proc.assign([p for p in range(P) if p != partition_for("c-99", P)])
     await asyncio.wait_for(waiting, 5)
     assert proc.stats.dropped_revoked == 1
+
+
+class PoisonEngine(Engine):
+    """Fails on events whose id starts with `poison`, as an engine bug would."""
+
+    def handle(self, event: Event, *args: Any, **kwargs: Any) -> Any:
+        if event.id.startswith("poison"):
+            raise RuntimeError(f"cannot handle {event.id}")
+        return super().handle(event, *args, **kwargs)
+
+
+async def test_an_event_the_engine_fails_on_is_set_aside_and_the_rest_runs(
+    kafka_broker: KafkaBroker, topics: dict[str, str], producer: Any, tmp_path: Path
+) -> None:
+    base = engine_for(tmp_path)
+    proc = make_processor(
+        PoisonEngine(base.ruleset),
+        store=SerialisingStore(),
+        marks=MarkStore(),
+        producer=producer,
+        topics=topics,
+        bootstrap=kafka_broker.bootstrap,
+        clock=ManualClock(T0),
+    )
+    await proc.assign(range(P))
+    events = [signed_up(n) for n in range(6)]
+    events.insert(3, Event("poison-1", "signed_up", "c-1", T0, format_time(T0), {}))
+    await proc.handle(records_of(events))
+    await proc.handle(records_of([Event("poison-2", "signed_up", "c-9", T0, format_time(T0), {})]))
+    got = await actions_on(kafka_broker.bootstrap, topics["actions"])
+    assert sorted(a["data"]["event_id"] for a in got) == [f"s-{n}" for n in range(6)]
+    dead = [orjson.loads(r.value) for r in await read_topic(kafka_broker.bootstrap, topics["dlq"])]
+    assert sorted((d["reason"], orjson.loads(d["raw"])["id"]) for d in dead) == [
+        ("engine_error", "poison-1"),
+        ("engine_error", "poison-2"),
+    ]
+    assert all("cannot handle poison-" in d["detail"] for d in dead)
+    assert proc.stats.engine_errors == 2
+
+
+async def test_redis_away_for_a_moment_is_retried_without_publishing_twice(
+    kafka_broker: KafkaBroker, topics: dict[str, str], producer: Any, tmp_path: Path
+) -> None:
+    store = SerialisingStore()
+    proc = make_processor(
+        engine_for(tmp_path),
+        store=store,
+        marks=MarkStore(),
+        producer=producer,
+        topics=topics,
+        bootstrap=kafka_broker.bootstrap,
+        clock=ManualClock(T0),
+    )
+    await proc.assign(range(P))
+    store.flaky_loads = 1
+    await proc.handle(records_of([signed_up(n) for n in range(5)]))
+    store.flaky_saves = 2  # after publishing: the retry must not publish again
+    await proc.handle(records_of([signed_up(n) for n in range(5, 10)]))
+    got = await actions_on(kafka_broker.bootstrap, topics["actions"])
+    ids = [a["data"]["event_id"] for a in got]
+    assert sorted(ids) == sorted(f"s-{n}" for n in range(10))
+    states = await store.load([f"c-{n}" for n in range(10)])
+    assert all(f"s-{n}" in states[f"c-{n}"].seen for n in range(10))
