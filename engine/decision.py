@@ -51,7 +51,7 @@ class Context:
         self.now = now
         self.d = d
         self.depth = 0
-        self.queue: list[tuple[Event, int]] = []
+        self.queue: list[tuple[Event, int]] | None = None  # made by the first emitted event
         self._at: str | None = None
         # Bumped by every change a segment condition could see (traits, windows); segments
         # are re-evaluated only when it moved since `segments_at` (the clock is fixed here).

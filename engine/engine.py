@@ -339,6 +339,8 @@ class Engine:
     def _drain(self, ctx: Context) -> None:
         """Process emitted events in order, each right after the one that caused it."""
         queue = ctx.queue
+        if queue is None:
+            return
         seen = ctx.state.seen
         i = 0
         while i < len(queue):
@@ -352,7 +354,7 @@ class Engine:
             seen[event.id] = event.ts
             ctx.depth = depth
             self._process(ctx, event)
-        queue.clear()
+        ctx.queue = None
         ctx.depth = 0
 
     def _prune_seen(self, state: ContactState, now: float) -> None:

@@ -324,5 +324,8 @@ def emit_event(
         return
     eid = f"{cause}/{event_type}"
     event = Event(eid, event_type, ctx.state.contact_id, ctx.now, ctx.at, properties, inbound=False)
-    ctx.queue.append((event, ctx.depth + 1))
+    queue = ctx.queue
+    if queue is None:
+        queue = ctx.queue = []
+    queue.append((event, ctx.depth + 1))
     ctx.d.emitted.append(event)
