@@ -275,3 +275,18 @@ async def test_sink_failure_is_503() -> None:
         assert "broker unreachable" in (await response.json())["error"]
     finally:
         await client.close()
+
+
+async def test_gzip_bodies_as_segment_libraries_send_them(
+    client: TestClient[Any, Any], sink: MemorySink
+) -> None:
+    import gzip
+
+    body = {"batch": [{"type": "track", "event": "A", "userId": "u", "messageId": "m1"}]}
+    response = await client.post(
+        "/v1/batch",
+        data=gzip.compress(orjson.dumps(body)),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status == 200
+    assert [e.id for e in sink.events] == ["m1"]
