@@ -116,7 +116,7 @@ def trivial_agent(bootstrap: str, topic: str, group: str, expected: int, partiti
     worker.execute_from_commandline()
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- shared pieces
 
 
 def machine() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from kafka_helpers import read_topic
+from stream_topics import read_topic
 
 from nudge.cli import main
 from nudge.devservers import KafkaBroker

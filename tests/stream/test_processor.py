@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 import redis.exceptions
-from kafka_helpers import read_topic
+from stream_topics import read_topic
 
 from nudge.devservers import KafkaBroker
 from nudge.dsl.load import load_ruleset

@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka_helpers import read_topic, wait_for_records
-from worker_helpers import (
+from stream_topics import read_topic, wait_for_records
+from stream_workers import (
     Deployment,
     WorkerProcess,
     action_values,
