@@ -69,7 +69,7 @@ def load_sources(sources: Iterable[Source], *, compile_plan: bool = True) -> Loa
     diagnostics = sort_and_limit(diagnostics)
     ruleset = None
     if compile_plan and not any(d.is_error for d in diagnostics):
-        ruleset = compile_ruleset(checked)
+        ruleset = compile_ruleset(checked, sources={p: s.text for p, s in source_map.items()})
     return LoadResult(ruleset, diagnostics, source_map, syntax_tree)
 
 
