@@ -306,6 +306,7 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and event_type != "identify"
         and "traits" not in obj
         and "inbound" not in obj
+        and "origin" not in obj
         and not event_id.isspace()
         and not contact_id.isspace()
         and (event_type in _GOOD_TYPES or _good_type(event_type))

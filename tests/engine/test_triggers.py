@@ -281,7 +281,6 @@ end
     assert [a["at"] for a in r.actions()] == [at("12:00")]
 
 
-@pytest.mark.xfail(reason="event intake's fast path does not yet look at `origin`")
 def test_inactive_ignores_events_with_an_origin(replay: Replay) -> None:
     rules = """
 rule quiet
