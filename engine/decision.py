@@ -9,7 +9,7 @@ from .actions import Action
 from .events import Event, format_time
 from .state import ContactState, Timer
 
-__all__ = ["Context", "Decision", "TraceRecord"]
+__all__ = ["Context", "Decision", "TraceRecord", "count_rule"]
 
 TraceRecord = dict[str, Any]
 
@@ -24,6 +24,9 @@ class Decision:
       cascade_limit), in the order they happened.
     - `conversions`: goal conversions (also in `trace`), always kept.
     - `suppressed`: how many actions were suppressed, by reason, always kept.
+    - `rule_counts`: per (rule name, outcome), always kept: `fired` (trigger, `if` and limit
+      let it through), `suppressed:<reason>` (per suppressed action), `sent` (per action
+      emitted, deferred ones when their time comes), `converted` (goal conversions).
     - `emitted`: events the rules or the engine emitted, already processed in cascade (only
       those of a type some rule, window, exit or goal listens to are made at all).
     - `timers`: timers armed or moved (the runner indexes them until the state is saved).
@@ -34,10 +37,18 @@ class Decision:
     trace: list[Action | TraceRecord] = field(default_factory=list)
     conversions: list[TraceRecord] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)
+    rule_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     emitted: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     dirty: bool = False
     duplicate: bool = False
+
+
+def count_rule(d: Decision, rule: str, outcome: str, n: int = 1) -> None:
+    """Add `n` to the decision's count of `outcome` for `rule` (see `Decision.rule_counts`)."""
+    counts = d.rule_counts
+    key = (rule, outcome)
+    counts[key] = counts.get(key, 0) + n
 
 
 class Context:

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment, Window
 
-from .decision import Context, Decision
+from .decision import Context, Decision, count_rule
 from .delivery_rules import allowed_by_cap
 from .events import Event
 from .merge import merge_contact
@@ -158,6 +158,7 @@ class Engine:
         if timer.kind == "deliver":
             action = payload["action"]
             d.actions.append(action)
+            count_rule(d, action.rule, "sent")
             if self.trace:
                 d.trace.append(action)
             return d
@@ -213,6 +214,7 @@ class Engine:
                     count_limited(ctx, rule)
                 return
             times.append(ctx.now)
+        count_rule(ctx.d, rule.name, "fired")
         run_steps(self, ctx, firing, 0)
 
     # ------------------------------------------------------------------ per event
@@ -333,6 +335,7 @@ class Engine:
         del last_send[winner.name]
         record = ctx.make_record("conversion", winner.name, {"event_id": e.id})
         ctx.d.conversions.append(record)
+        count_rule(ctx.d, winner.name, "converted")
         if self.trace:
             ctx.d.trace.append(record)
 

@@ -19,7 +19,7 @@ from nudge.dsl.plan import (
 )
 
 from .actions import Action, action_id
-from .decision import Context
+from .decision import Context, count_rule
 from .delivery_rules import allowed_by_cap, best_channel, quiet_until, zone
 from .events import Event, format_time
 from .timers import arm, deliver_id, wait_id
@@ -124,6 +124,7 @@ def count_limited(ctx: Context, rule: Rule) -> None:
     if n:
         counts = ctx.d.suppressed
         counts["limited"] = counts.get("limited", 0) + n
+        count_rule(ctx.d, rule.name, "suppressed:limited", n)
 
 
 def suppressed_preview(ctx: Context, f: Firing) -> None:
@@ -240,6 +241,7 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
     if reason is not None:
         counts = ctx.d.suppressed
         counts[reason] = counts.get(reason, 0) + 1
+        count_rule(ctx.d, rule.name, "suppressed:" + reason)
         if engine.trace:
             action.suppressed = reason
             ctx.d.trace.append(action)
@@ -257,6 +259,7 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
                 arm(ctx, rule.name, "deliver", later, payload)
                 return
     ctx.d.actions.append(action)
+    count_rule(ctx.d, rule.name, "sent")
     if engine.trace:
         ctx.d.trace.append(action)
 
