@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 import structlog
-from redis.asyncio import Redis
 
 from nudge.config import ConfigError, Settings, parse_smtp_url
+from nudge.connectors._redis import AnyRedis, redis_from_url
 from nudge.connectors.audiences import AudienceConnector, hashed_identifiers
 from nudge.connectors.base import Action, Connector, EmitEvent
 from nudge.connectors.content import (
@@ -84,11 +84,13 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def build_content_store(settings: Settings, redis: Redis | None = None) -> ContentStore:
+def build_content_store(settings: Settings, redis: AnyRedis | None = None) -> ContentStore:
     """Where `show` content lives: Redis when given or configured, else memory."""
     if redis is None and settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
-    return MemoryContentStore() if redis is None else RedisContentStore(redis)
+        redis = redis_from_url(settings.redis_url)
+    if redis is None:
+        return MemoryContentStore()
+    return RedisContentStore(redis, prefix=settings.redis_key_prefix)
 
 
 def _outbox(settings: Settings, channel: str, setting: str, **kwargs: Any) -> OutboxConnector:
@@ -189,7 +191,7 @@ def build_dispatcher(
     *,
     on_outcome: EmitEvent | None = None,
     on_dead_letter: DeadLetter | None = None,
-    redis: Redis | None = None,
+    redis: AnyRedis | None = None,
     http_client: httpx.AsyncClient | None = None,
     ledger: DeliveryLedger | None = None,
     content_store: ContentStore | None = None,
@@ -204,14 +206,16 @@ def build_dispatcher(
     check_delivery_settings(settings)
     closers: list[Callable[[], Awaitable[Any]]] = []
     if redis is None and settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
+        redis = redis_from_url(settings.redis_url)
         closers.append(redis.aclose)
     if http_client is None:
         http_client = httpx.AsyncClient(timeout=settings.http_timeout)
         closers.append(http_client.aclose)
     if ledger is None:
         ledger = (
-            RedisLedger(redis, ttl=settings.ledger_ttl) if redis is not None else MemoryLedger()
+            RedisLedger(redis, ttl=settings.ledger_ttl, prefix=settings.redis_key_prefix)
+            if redis is not None
+            else MemoryLedger()
         )
         if redis is None:
             _log.info(

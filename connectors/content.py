@@ -1,7 +1,7 @@
 """`show "<content>" in "<slot>"`: what a website slot shows each contact, until replaced.
 
 A `ContentStore` keeps, per contact, slot -> content. In Redis that is one hash per
-contact, `nudge:{<contact_id>}:slots` (hash-tagged so a contact's keys share a cluster
+contact, `<prefix>:{<contact_id>}:slots` (prefix `nudge` by default; hash-tagged so a contact's keys share a cluster
 slot), each field holding `{"content", "ts", "action_id"}` as JSON. A show that is older
 (by its action's `at`) than what the slot already holds does not overwrite it, so actions
 delivered out of order still leave the newest content.
@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
+from nudge.connectors._redis import AnyRedis
 from nudge.connectors.base import Action, Outcome, PermanentError, parse_at
 
 __all__ = [
@@ -32,8 +32,8 @@ __all__ = [
 ]
 
 
-def slots_key(contact_id: str) -> str:
-    return f"nudge:{{{contact_id}}}:slots"
+def slots_key(contact_id: str, prefix: str = "nudge") -> str:
+    return f"{prefix}:{{{contact_id}}}:slots"
 
 
 class ContentStore(Protocol):
@@ -95,23 +95,26 @@ return 1
 
 
 class RedisContentStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: AnyRedis, *, prefix: str = "nudge") -> None:
         self.redis = redis
+        self.prefix = prefix
         self._put = redis.register_script(_PUT)
 
     async def put(
         self, contact_id: str, slot: str, content: str, *, ts: float = 0.0, action_id: str = ""
     ) -> bool:
         value = orjson.dumps({"content": content, "ts": ts, "action_id": action_id})
-        result = await self._put(keys=[slots_key(contact_id)], args=[slot, value, repr(ts)])
+        result = await self._put(
+            keys=[slots_key(contact_id, self.prefix)], args=[slot, value, repr(ts)]
+        )
         return bool(result)
 
     async def get(self, contact_id: str, slot: str) -> str | None:
-        raw = await self.redis.hget(slots_key(contact_id), slot)
+        raw = await self.redis.hget(slots_key(contact_id, self.prefix), slot)
         return None if raw is None else _content(raw)
 
     async def slots(self, contact_id: str) -> dict[str, str]:
-        raw = await self.redis.hgetall(slots_key(contact_id))
+        raw = await self.redis.hgetall(slots_key(contact_id, self.prefix))
         return {_text(slot): _content(value) for slot, value in raw.items()}
 
 

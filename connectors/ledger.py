@@ -7,7 +7,8 @@ certain nothing went out (cancelled while waiting between attempts); a worker th
 the middle of a send leaves its claim, and the action is not sent again: delivery is at
 most once.
 
-Redis key: `nudge:{<contact_id>}:sent:<action_id>` (hash-tagged per contact), holding JSON:
+Redis key: `<prefix>:{<contact_id>}:sent:<action_id>` (prefix `nudge` unless the setting
+`redis_key_prefix` says otherwise; hash-tagged per contact), holding JSON:
 `{"state": "claimed", "owner", "ts"}` or `{"state": "done", "status", "detail",
 "provider_id", "ts"}`; it expires after `ttl` seconds (setting `ledger_ttl`).
 """
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import orjson
-from redis.asyncio import Redis
 
+from nudge.connectors._redis import AnyRedis
 from nudge.connectors.base import Outcome
 
 __all__ = ["DeliveryLedger", "LedgerEntry", "MemoryLedger", "RedisLedger", "ledger_key"]
@@ -30,8 +31,8 @@ __all__ = ["DeliveryLedger", "LedgerEntry", "MemoryLedger", "RedisLedger", "ledg
 DEFAULT_TTL = 30 * 86_400.0
 
 
-def ledger_key(contact_id: str, action_id: str) -> str:
-    return f"nudge:{{{contact_id}}}:sent:{action_id}"
+def ledger_key(contact_id: str, action_id: str, prefix: str = "nudge") -> str:
+    return f"{prefix}:{{{contact_id}}}:sent:{action_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +121,15 @@ class RedisLedger:
 
     def __init__(
         self,
-        redis: Redis,
+        redis: AnyRedis,
         *,
         ttl: float = DEFAULT_TTL,
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
+        prefix: str = "nudge",
     ) -> None:
         self.redis = redis
+        self.prefix = prefix
         self.ttl = max(1, round(ttl))
         self.owner = owner or uuid.uuid4().hex
         self._clock = clock
@@ -135,21 +138,28 @@ class RedisLedger:
     async def claim(self, action_id: str, contact_id: str) -> bool:
         entry = LedgerEntry("claimed", self._clock(), owner=self.owner)
         done = await self.redis.set(
-            ledger_key(contact_id, action_id), orjson.dumps(entry.to_json()), nx=True, ex=self.ttl
+            ledger_key(contact_id, action_id, self.prefix),
+            orjson.dumps(entry.to_json()),
+            nx=True,
+            ex=self.ttl,
         )
         return bool(done)
 
     async def release(self, action_id: str, contact_id: str) -> None:
-        await self._release(keys=[ledger_key(contact_id, action_id)], args=[self.owner])
+        await self._release(
+            keys=[ledger_key(contact_id, action_id, self.prefix)], args=[self.owner]
+        )
 
     async def record(
         self, action_id: str, contact_id: str, outcome: Outcome, ts: float | None = None
     ) -> None:
         entry = LedgerEntry("done", self._clock() if ts is None else ts, outcome=outcome)
         await self.redis.set(
-            ledger_key(contact_id, action_id), orjson.dumps(entry.to_json()), ex=self.ttl
+            ledger_key(contact_id, action_id, self.prefix),
+            orjson.dumps(entry.to_json()),
+            ex=self.ttl,
         )
 
     async def get(self, action_id: str, contact_id: str) -> LedgerEntry | None:
-        raw = await self.redis.get(ledger_key(contact_id, action_id))
+        raw = await self.redis.get(ledger_key(contact_id, action_id, self.prefix))
         return None if raw is None else LedgerEntry.from_json(raw)

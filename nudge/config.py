@@ -27,6 +27,7 @@ import structlog
 __all__ = [
     "CONFIG_FILE",
     "ENV_PREFIX",
+    "STREAM_TUNING",
     "ConfigError",
     "Settings",
     "SmtpTarget",
@@ -71,8 +72,20 @@ class Settings:
     dlq_topic: str = _setting("nudge.events.dlq", "str")
     actions_dlq_topic: str = _setting("nudge.actions.dlq", "str")
     dedupe_ttl: float = _setting(7 * _DAY, "duration")
+    replication_factor: int | None = _setting(None, "optional_int", minimum=1)
+    # Worker tuning (`nudge worker`; see docs/operations.md for their measured effect).
+    batch_records: int = _setting(100, "int", minimum=1)
+    batch_within: float = _setting(0.005, "duration")
+    timer_interval: float = _setting(0.2, "duration", positive=True)
+    reload_interval: float = _setting(2.0, "duration", positive=True)
+    session_timeout: float = _setting(10.0, "duration", positive=True)
+    heartbeat_interval: float = _setting(1.0, "duration", positive=True)
+    rebalance_timeout: float = _setting(10.0, "duration", positive=True)
+    commit_interval: float = _setting(1.0, "duration", positive=True)
+    fetch_wait: float = _setting(0.01, "duration", positive=True)
     # State.
     redis_url: str | None = _setting(None, "optional_str", secret=True)
+    redis_key_prefix: str = _setting("nudge", "str")
     # HTTP (collector, tracking, content).
     http_host: str = _setting("127.0.0.1", "str")
     http_port: int = _setting(8080, "int", minimum=0, maximum=65535)
@@ -102,6 +115,8 @@ class Settings:
     retry_base_delay: float = _setting(1.0, "duration")
     retry_max_delay: float = _setting(300.0, "duration")
     ledger_ttl: float = _setting(30 * _DAY, "duration")
+    max_pending: int = _setting(1000, "int", minimum=1)
+    drain_timeout: float = _setting(30.0, "duration")
     log_level: str = _setting("info", "choice", choices=("debug", "info", "warning", "error"))
 
     @property
@@ -121,6 +136,11 @@ class Settings:
             "audience": self.rate_audience,
         }
 
+    @property
+    def stream_tuning(self) -> dict[str, float | int]:
+        """The worker's tuning knobs, by the names of `nudge.engine.stream.StreamOptions`."""
+        return {name: getattr(self, name) for name in STREAM_TUNING}
+
     def redacted(self) -> dict[str, Any]:
         """Every setting, secrets masked: safe to log or print."""
         out: dict[str, Any] = {}
@@ -135,6 +155,18 @@ class Settings:
 
 
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(Settings))
+
+STREAM_TUNING: tuple[str, ...] = (
+    "batch_records",
+    "batch_within",
+    "timer_interval",
+    "reload_interval",
+    "session_timeout",
+    "heartbeat_interval",
+    "rebalance_timeout",
+    "commit_interval",
+    "fetch_wait",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +336,10 @@ def _coerce(key: str, value: Any, *, source: str) -> Any:
         raise ConfigError(f"{source}: {exc}") from None
     if kind == "choice" and result not in meta["choices"]:
         raise ConfigError(f"{source}: expected one of {', '.join(meta['choices'])}, got {result!r}")
+    if result is None:
+        return result
+    if meta.get("positive") and result <= 0:
+        raise ConfigError(f"{source}: must be more than 0, got {result}")
     if "minimum" in meta and result < meta["minimum"]:
         raise ConfigError(f"{source}: must be at least {meta['minimum']}, got {result}")
     if "maximum" in meta and result > meta["maximum"]:
@@ -330,6 +366,13 @@ def _to_int(value: Any) -> int:
     if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
         return int(value)
     raise ValueError(f"expected a whole number, got {value!r}")
+
+
+def _to_optional_int(value: Any) -> int | None:
+    """A whole number; an empty string (an unset variable) is None."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _to_int(value)
 
 
 def _to_float(value: Any) -> float:
@@ -388,6 +431,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "str": _to_str,
     "optional_str": _to_optional_str,
     "int": _to_int,
+    "optional_int": _to_optional_int,
     "float": _to_float,
     "duration": _to_duration,
     "choice": _to_choice,
@@ -406,6 +450,16 @@ def _validate(settings: Settings) -> None:
     for name, url in settings.webhooks.items():
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError(f"webhooks.{name}: expected an http:// or https:// URL, got `{url}`")
+    prefix = settings.redis_key_prefix
+    if not prefix or "{" in prefix or "}" in prefix or prefix != prefix.strip():
+        raise ConfigError(
+            f"redis_key_prefix: expected a non-empty name without braces or spaces, got {prefix!r}"
+        )
+    if settings.heartbeat_interval * 3 > settings.session_timeout:
+        raise ConfigError(
+            f"heartbeat_interval ({settings.heartbeat_interval}s) must be at most a third of "
+            f"session_timeout ({settings.session_timeout}s)"
+        )
     if settings.retry_base_delay > settings.retry_max_delay:
         raise ConfigError(
             f"retry_base_delay ({settings.retry_base_delay}s) is above "
