@@ -187,6 +187,15 @@ _ALL: tuple[Code, ...] = (
         "        score += 1\nend\n",
     ),
     Code(
+        "reserved-name",
+        E,
+        "a keyword used as a name",
+        "Keywords (`event`, `contact`, `now`, `rule`, `when`, `in`, `count`, ...) keep their "
+        "meaning everywhere, so they cannot name a constant, a segment or an alias: the name "
+        "could never be reached. Field names may be keywords (`event.to`).",
+        "rule r\n    when signed_up as event\n    then\n        score += 1\nend\n",
+    ),
+    Code(
         "duplicate-alias",
         E,
         "two events of one rule share a name",

@@ -7,6 +7,7 @@ resumes at the next top-level declaration so that one run reports every broken d
 
 from __future__ import annotations
 
+import math
 import re
 from functools import cache
 from typing import Any
@@ -571,6 +572,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def _whole_duration(amount: float, unit: str) -> str | None:
     """`1.5h` -> `90m`: the same length as a whole number of the largest unit that fits."""
     seconds = amount * _UNIT_SECONDS[unit]
+    if not math.isfinite(seconds):
+        return None
     for name in ("w", "d", "h", "m", "s"):
         count = seconds / _UNIT_SECONDS[name]
         if count >= 1 and abs(count - round(count)) < 1e-9:

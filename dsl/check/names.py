@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from .. import ast
 from ..codes import diagnostic
 from ..diagnostics import Diagnostic, hint
-from .context import Context
+from .context import KEYWORDS, Context
 from .scopes import Scope, count_scope, resolve, roots, visible_names
 from .walk import children, trigger_matches
 
@@ -32,6 +32,8 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
         for expr, scope in _scoped(root.expr, root.scope):
             out += _expression(expr, scope, ctx)
     for decl in ruleset.decls():
+        if isinstance(decl, ast.Let | ast.Segment):
+            out += _reserved(decl.name, "a constant" if isinstance(decl, ast.Let) else "a segment")
         if isinstance(decl, ast.Rule):
             out += _aliases(decl, ctx)
             trigger = decl.trigger
@@ -212,6 +214,8 @@ def _aliases(rule: ast.Rule, ctx: Context) -> list[Diagnostic]:
         )
     exits = [c.match for c in rule.clauses if isinstance(c, ast.ExitOn | ast.Goal)]
     for match in [*matches, *exits]:
+        if match.alias is not None:
+            out += _reserved(match.alias, "an alias")
         if match.alias is not None and match.alias.value in ctx.lets:
             alias = match.alias
             out.append(
@@ -246,6 +250,25 @@ def _aliases(rule: ast.Rule, ctx: Context) -> list[Diagnostic]:
                 )
             )
     return out
+
+
+def _reserved(name: ast.Name, what: str) -> list[Diagnostic]:
+    if name.value not in KEYWORDS:
+        return []
+    meaning = {
+        "event": "`event` always means the event that fired",
+        "contact": "`contact` always means the contact",
+        "now": "`now` always means the current time",
+    }.get(name.value, "keywords keep their meaning everywhere")
+    return [
+        diagnostic(
+            "reserved-name",
+            f"`{name.value}` is a keyword and cannot name {what}",
+            name.span,
+            "",
+            meaning,
+        )
+    ]
 
 
 def _segment_cycles(ctx: Context) -> list[Diagnostic]:
