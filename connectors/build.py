@@ -69,11 +69,16 @@ def tracking_secret(settings: Settings) -> str:
     check_delivery_settings(settings)
     if settings.tracking_secret:
         return settings.tracking_secret
-    _log.warning(
-        "tracking.dev_secret",
-        note="tracking links use a development secret; set NUDGE_TRACKING_SECRET",
-    )
+    if not _warned:
+        _warned.append(True)
+        _log.warning(
+            "tracking.dev_secret",
+            note="tracking links use a development secret; set NUDGE_TRACKING_SECRET",
+        )
     return DEV_TRACKING_SECRET
+
+
+_warned: list[bool] = []  # the development secret is announced once per process
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
