@@ -51,14 +51,14 @@ ENGINE_EVENTS: frozenset[str] = frozenset(
 
 # The language's keywords (LANGUAGE.md, docs/language.md): never the name of a constant, a
 # segment or an alias, even where the parser would take them as one.
-KEYWORDS: frozenset[str] = frozenset(
-    """
-    rule when then end if let segment event contact policy test given at expect has no send
-    audience add remove show in set unset score emit wait stop exit on limit per once quiet hours
-    priority goal within followed by not and or is null true false now count as where inactive
-    for entered left to with
-    """.split()
-)
+KEYWORDS: frozenset[str] = frozenset({
+    "rule", "when", "then", "end", "if", "let", "segment", "event", "contact", "policy", "test",
+    "given", "at", "expect", "has", "no", "send", "audience", "add", "remove", "show", "in", "set",
+    "unset", "score", "emit", "wait", "stop", "exit", "on", "limit", "per", "once", "quiet",
+    "hours", "priority", "goal", "within", "followed", "by", "not", "and", "or", "is", "null",
+    "true", "false", "now", "count", "as", "where", "inactive", "for", "entered", "left", "to",
+    "with",
+})  # fmt: skip
 
 SEND_CHANNELS = ("email", "sms", "webhook", "best")
 POLICY_CHANNELS = ("email", "sms", "webhook", "audience", "show")
