@@ -188,3 +188,13 @@ def test_the_example_ruleset_is_clean() -> None:
 def test_each_pass_is_documented_with_a_snippet(run: object) -> None:
     doc = getattr(run, "__doc__", "") or ""
     assert ">>> " in doc
+
+
+def test_public_names() -> None:
+    import nudge.dsl.check as check_module
+    import nudge.dsl.codes as codes_module
+    import nudge.dsl.render as render_module
+
+    assert sorted(check_module.__all__) == ["Checked", "PASSES", "check"]
+    assert sorted(codes_module.__all__) == ["CODES", "Code", "diagnostic", "markdown"]
+    assert sorted(render_module.__all__) == ["render_json", "render_text", "render_texts"]
