@@ -252,7 +252,7 @@ def rule_files(draw: st.DrawFn) -> str:
     )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rule_files())
 def test_generated_rules(text: str) -> None:
     rule_file, syntax = parse(Source("g.rules", text))
