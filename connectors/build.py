@@ -12,7 +12,6 @@ import httpx
 import structlog
 
 from nudge.config import ConfigError, Settings, parse_smtp_url
-from nudge.connectors._redis import AnyRedis, redis_from_url
 from nudge.connectors.audiences import AudienceConnector, hashed_identifiers
 from nudge.connectors.base import Action, Connector, EmitEvent
 from nudge.connectors.content import (
@@ -25,6 +24,7 @@ from nudge.connectors.dispatch import Clock, DeadLetter, Dispatcher, RetryPolicy
 from nudge.connectors.email import EmailConnector, compose_email
 from nudge.connectors.ledger import DeliveryLedger, MemoryLedger, RedisLedger
 from nudge.connectors.outbox import OutboxConnector
+from nudge.connectors.redis_client import AnyRedis, redis_from_url
 from nudge.connectors.sms import SmsConnector
 from nudge.connectors.templates import Templates, template_context
 from nudge.connectors.tracking import Tracker

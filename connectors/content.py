@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
-from nudge.connectors._redis import AnyRedis
 from nudge.connectors.base import Action, Outcome, PermanentError, parse_at
+from nudge.connectors.redis_client import AnyRedis
 
 __all__ = [
     "ContentStore",

@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from nudge.connectors._redis import AnyRedis
 from nudge.connectors.base import Outcome
+from nudge.connectors.redis_client import AnyRedis
 
 __all__ = ["DeliveryLedger", "LedgerEntry", "MemoryLedger", "RedisLedger", "ledger_key"]
 

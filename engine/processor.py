@@ -110,6 +110,7 @@ class StreamProcessor:
         clock: Clock | None = None,
         fatal: Callable[[int], None] = exit_now,
         timer_batch: int = 10_000,
+        on_decision: Callable[[Decision, Sequence[Event]], None] | None = None,
     ) -> None:
         self.store = WriteBehindStore(store)
         self.clock: Clock = clock or WallClock()
@@ -120,6 +121,9 @@ class StreamProcessor:
         self.dlq_topic = dlq_topic
         self.partitions = partitions
         self.fatal = fatal
+        # Told of each decision (with its events; none for timers) once it is published and
+        # saved: per-rule figures (`nudge.engine.stats.StatsRecorder.record`). Must not block.
+        self.on_decision = on_decision
         self.owned: frozenset[int] = frozenset()
         self.stats = StreamStats()
         self._lock = asyncio.Lock()
@@ -236,7 +240,7 @@ class StreamProcessor:
                     self.store.discard()
                     await self._one_by_one(events)
                     return
-                await self._publish_and_save(decision)
+                await self._publish_and_save(decision, events)
                 return
             except _TRANSIENT as exc:
                 self.store.discard()
@@ -268,9 +272,9 @@ class StreamProcessor:
                 detail = "".join(traceback.format_exception_only(exc)).strip()
                 await self._dead_letters([Rejected("engine_error", detail, raw)])
                 continue
-            await self._publish_and_save(decision)
+            await self._publish_and_save(decision, [event])
 
-    async def _publish_and_save(self, decision: Decision) -> None:
+    async def _publish_and_save(self, decision: Decision, events: Sequence[Event] = ()) -> None:
         """Publish, wait for the broker, then save: never the other way round.
 
         If the save fails for a while, the batch runs again: what this attempt published
@@ -285,6 +289,11 @@ class StreamProcessor:
             raise
         await self.publisher.saved(self.owned)
         self.stats.actions += len(actions)
+        if self.on_decision is not None:
+            try:
+                self.on_decision(decision, events)
+            except Exception as exc:  # figures are not worth stopping for
+                _log.warning("worker.on_decision_failed", error=repr(exc))
 
     # ------------------------------------------------------------------ timers
 

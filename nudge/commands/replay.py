@@ -9,8 +9,10 @@ input order, at the clock's time). Timers fire as the clock passes them; `--unti
 clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
 order they fall due: the same input gives byte-identical output. With `--trace`, suppressed
 actions and changes of traits, score, stage and segments are printed too. A summary goes to
-stderr. Malformed lines are counted, written to `--rejects` with the reason, and never stop
-the run. A ruleset that fails the check is reported and nothing runs (exit 1).
+stderr; with `--stats`, per-rule figures follow it (fired, suppressed by reason, sent, and
+what outcome and tracking events in the input say of them). Malformed lines are counted,
+written to `--rejects` with the reason, and never stop the run. A ruleset that fails the
+check is reported and nothing runs (exit 1).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from nudge.engine.engine import Engine
 from nudge.engine.events import Event, Rejected, format_time, iter_jsonl, parse_time
 from nudge.engine.runner import Runner
 from nudge.engine.state import ContactStore
+from nudge.engine.stats import MemoryStatsStore, RuleStats, figures_of, format_table
 from nudge.engine.stores.memory import MemoryStore
 
 DEFAULT_RULES = "rules/"
@@ -67,6 +70,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rejects", metavar="FILE", help="write malformed lines here, with the reason"
+    )
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="after the summary, print per-rule figures (fired, suppressed, sent, ...)",
     )
     parser.add_argument(
         "--partitions",
@@ -148,9 +156,13 @@ def run(args: argparse.Namespace) -> int:
         if args.rejects is not None:
             rejects = stack.enter_context(Path(args.rejects).open("wb"))
         replay = Replay(Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects)
+        if args.stats:
+            replay.rule_stats = RuleStats()
         stack.enter_context(tuned_gc())
         summary = asyncio.run(replay.run(iter_jsonl(source), until))
     sys.stderr.write(summary)
+    if replay.rule_stats is not None:
+        sys.stderr.write(replay.stats_table())
     return 0
 
 
@@ -171,6 +183,8 @@ class Replay:
         self.suppressed: dict[str, int] = {}
         self.conversions = 0
         self.progress = sys.stderr.isatty()
+        self.rule_stats: RuleStats | None = None  # per-rule figures, with --stats
+        self._figures = MemoryStatsStore()
 
     async def run(self, items: Iterable[Event | Rejected], until: float | None) -> str:
         try:
@@ -180,13 +194,13 @@ class Replay:
                 if type(item) is Event:
                     batch.append(item)
                     if len(batch) >= BATCH:
-                        self._emit(await self.runner.process(batch))
+                        self._emit(await self.runner.process(batch), batch)
                         batch = []
                 else:
                     assert isinstance(item, Rejected)
                     self._reject(item)
             if batch:
-                self._emit(await self.runner.process(batch))
+                self._emit(await self.runner.process(batch), batch)
             if until is not None:
                 self._emit(await self.runner.advance(until))
             pending = await self.store.timer_summary()
@@ -201,7 +215,11 @@ class Replay:
         if self.rejects is not None:
             self.rejects.write(orjson.dumps(item.to_json()) + b"\n")
 
-    def _emit(self, d: Decision) -> None:
+    def _emit(self, d: Decision, events: Sequence[Event] = ()) -> None:
+        if self.rule_stats is not None:
+            self.rule_stats.add_decision(d)
+            self.rule_stats.add_events(events)
+            self._figures.add_now(self.rule_stats.take())
         counts = self.actions
         for action in d.actions:
             counts[action.kind] = counts.get(action.kind, 0) + 1
@@ -219,6 +237,11 @@ class Replay:
         if self.progress:
             sys.stderr.write(f"\r{self.read:,} events read")
             sys.stderr.flush()
+
+    def stats_table(self) -> str:
+        """The per-rule figures of this run (`--stats`), as a table."""
+        goals = {r.name for r in self.engine.ruleset.rules if r.goal is not None}
+        return "per-rule figures:\n" + format_table(figures_of(self._figures.counts), goals)
 
     def _summary(self, pending: int, next_due: float | None) -> str:
         stats = self.runner.stats

@@ -100,6 +100,7 @@ async def serve(
     from nudge.engine.events import Rejected, event_from_dict
     from nudge.engine.rules_watch import RulesWatcher
     from nudge.engine.runner import Runner
+    from nudge.engine.stats import StatsRecorder
 
     output = out if out is not None else sys.stdout.buffer
     stop = stop or asyncio.Event()
@@ -131,8 +132,11 @@ async def serve(
     dispatcher = build_dispatcher(
         settings, on_outcome=feed_back, on_dead_letter=dead_letter, content_store=content_store
     )
+    recorder = StatsRecorder(_stats_store(settings))
+    recorder.start()
 
     def on_decision(decision: Any, events: Sequence[Any]) -> None:
+        recorder.record(decision, events)
         actions = decision.actions
         if not actions:
             return
@@ -188,6 +192,7 @@ async def serve(
             )
         await dispatcher.aclose()
         await runner.close()  # the Redis store has saved every batch already
+        await _report_stats(recorder, settings, embedded.engine.ruleset)
         close = getattr(content_store, "redis", None)
         if close is not None:
             await close.aclose()
@@ -212,6 +217,35 @@ def _open_store(settings: Settings) -> Any:
     from nudge.engine.stores.memory import MemoryStore
 
     return MemoryStore(settings.partitions)
+
+
+def _stats_store(settings: Settings) -> Any:
+    """Per-rule figures: in Redis with `redis_url` (`nudge stats` reads them), else memory."""
+    from nudge.engine.stats import MemoryStatsStore, RedisStatsStore
+
+    if settings.redis_url:
+        from nudge.connectors.redis_client import redis_from_url
+
+        return RedisStatsStore(
+            redis_from_url(settings.redis_url),
+            prefix=settings.redis_key_prefix,
+            dedupe_ttl=settings.dedupe_ttl,
+        )
+    return MemoryStatsStore()
+
+
+async def _report_stats(recorder: Any, settings: Settings, ruleset: Any) -> None:
+    """Write the last figures; without Redis, print them (they go with the process)."""
+    from nudge.engine.stats import figures_of, format_table
+
+    await recorder.close()
+    if settings.redis_url:
+        _log.info("run.stats", note="`nudge stats --redis <url>` prints the per-rule figures")
+        return
+    counts = await recorder.store.read()  # a memory store still holds them once closed
+    goals = {r.name for r in ruleset.rules if r.goal is not None}
+    sys.stderr.write("per-rule figures:\n" + format_table(figures_of(counts), goals))
+    sys.stderr.flush()
 
 
 async def _watch_rules(watcher: Any, embedded: Any, settings: Settings, interval: float) -> None:

@@ -70,9 +70,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     options = StreamOptions(
         **{
-            f.name: getattr(args, f"opt_{f.name}")
-            for f in fields(StreamOptions)
-            if getattr(args, f"opt_{f.name}", None) is not None
+            **settings.stream_tuning,  # the settings, then the flags given
+            **{
+                f.name: getattr(args, f"opt_{f.name}")
+                for f in fields(StreamOptions)
+                if getattr(args, f"opt_{f.name}", None) is not None
+            },
         }
     )
     loop = asyncio.new_event_loop()
@@ -142,7 +145,9 @@ class Services:
             import importlib
 
             redis_store = importlib.import_module("nudge.engine.stores.redis")
-            store = redis_store.RedisStore.from_url(settings.redis_url, partitions=p)
+            store = redis_store.RedisStore.from_url(
+                settings.redis_url, partitions=p, key_prefix=settings.redis_key_prefix
+            )
             marks = RedisMarks(settings.redis_url, settings.actions_topic)
         else:
             _log.warning(
@@ -150,6 +155,7 @@ class Services:
                 note="no redis_url: state lives in this process only; run one worker",
             )
             store, marks = MemoryStore(p), MarkStore()
+        recorder = _stats_recorder(settings)
         producer = await start_producer(bootstrap)
         publisher = ActionPublisher(
             producer, marks, bootstrap=bootstrap, topic=settings.actions_topic, partitions=p
@@ -162,8 +168,13 @@ class Services:
             events_topic=settings.events_topic,
             dlq_topic=settings.dlq_topic,
             partitions=p,
+            on_decision=recorder.record if recorder is not None else None,
         )
-        return cls(bootstrap, processor, [producer.stop, store.close, marks.close])
+        closers = [producer.stop, store.close, marks.close]
+        if recorder is not None:
+            recorder.start()
+            closers.insert(0, recorder.close)
+        return cls(bootstrap, processor, closers)
 
     async def close(self) -> None:
         await self.processor.revoke()
@@ -186,3 +197,18 @@ class Services:
                 await close()
             except Exception as exc:
                 _log.warning("worker.close_failed", error=repr(exc))
+
+
+def _stats_recorder(settings: Settings) -> Any:
+    """Per-rule figures in Redis, for `nudge stats`; none without Redis."""
+    if not settings.redis_url:
+        return None
+    from nudge.connectors.redis_client import redis_from_url
+    from nudge.engine.stats import RedisStatsStore, StatsRecorder
+
+    store = RedisStatsStore(
+        redis_from_url(settings.redis_url),
+        prefix=settings.redis_key_prefix,
+        dedupe_ttl=settings.dedupe_ttl,
+    )
+    return StatsRecorder(store)
