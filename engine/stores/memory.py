@@ -11,7 +11,7 @@ import heapq
 from collections.abc import Collection, Iterable
 
 from ..partitioning import partition_for
-from ..state import ContactState, TimerRef, TimerSummary
+from ..state import ContactState, Timer, TimerRef, TimerSummary
 
 __all__ = ["MemoryStore"]
 
@@ -55,10 +55,8 @@ class MemoryStore:
                 continue
             if known is None:
                 known = indexed[cid] = {}
-            elif len(known) == len(timers) and all(
-                (t := timers.get(tid)) is not None and t.due == due for tid, due in known.items()
-            ):
-                continue
+            elif len(known) == len(timers) and _same_dues(known, timers):
+                continue  # the usual case: the timers did not move
             heap = self._heaps[self._shard(cid)]
             for tid, timer in timers.items():
                 if known.get(tid) != timer.due:
@@ -112,3 +110,13 @@ class MemoryStore:
         for ref in valid:
             heapq.heappush(heap, ref)
         return valid
+
+
+def _same_dues(known: dict[str, float], timers: dict[str, Timer]) -> bool:
+    """Whether every indexed timer is still there, due at the same time (a plain loop: this
+    runs for every saved contact)."""
+    for tid, due in known.items():
+        timer = timers.get(tid)
+        if timer is None or timer.due != due:
+            return False
+    return True
