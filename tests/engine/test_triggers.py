@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from conftest import Replay, at, ev, identify
 
 CONSENT = {"email": "ann@example.se", "consent_email": True}
