@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 from jinja2.sandbox import SandboxedEnvironment
@@ -73,13 +73,18 @@ class RenderedEmail:
 
 @dataclass(frozen=True, slots=True)
 class TemplateProblem:
-    """One finding of `check_templates`, printable as `path:line: error: message`."""
+    """One finding of `check_templates`, printable as `path:line: error: message`.
+
+    `problem` is `missing` (a required file is not there) or `render` (it does not render,
+    or the name is not a valid template name).
+    """
 
     kind: str
     name: str
     message: str
     path: Path | None = None
     line: int | None = None
+    problem: Literal["missing", "render"] = "render"
 
     def __str__(self) -> str:
         where = str(self.path) if self.path is not None else f"template `{self.name}`"
@@ -231,7 +236,9 @@ def _check_one(
         if not path.is_file():
             if required:
                 problems.append(
-                    TemplateProblem(kind, name, f"missing {kind} template file {file}", path)
+                    TemplateProblem(
+                        kind, name, f"missing {kind} template file {file}", path, problem="missing"
+                    )
                 )
             continue
         try:

@@ -40,15 +40,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="text",
         help="how to print the diagnostics (default text)",
     )
+    parser.add_argument(
+        "--templates",
+        metavar="DIR",
+        help="message templates to check the send steps against "
+        "(default: templates/ beside the rules folder, when there is one)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     paths: list[str] = list(args.paths) or [DEFAULT_PATH]
+    templates = getattr(args, "templates", None)
+    if templates is not None and not Path(templates).is_dir():
+        print(f"nudge check: --templates {templates}: no such folder", file=sys.stderr)
+        return 2
     result = load_ruleset(paths, compile_plan=False)
     found = [*result.diagnostics, *_empty_folders(paths)]
     checked = check(result.syntax) if result.syntax is not None else None
     if checked is not None:
-        found += extra_checks(ruleset_dir(paths), checked)
+        # `templates` only when given: a hook may take just the folder and the ruleset.
+        given = {} if templates is None else {"templates": templates}
+        found += extra_checks(ruleset_dir(paths), checked, **given)
     diagnostics = sort_and_limit(found)
     errors = sum(d.is_error for d in diagnostics)
     if not errors and checked is not None:
@@ -72,9 +84,18 @@ def run(args: argparse.Namespace) -> int:
 # its diagnostics; they are reported, sorted and counted with the checker's own.
 
 
-def extra_checks(ruleset_dir: Path, checked: Checked) -> list[Diagnostic]:
-    """Diagnostics of the checks that need more than the rules files. None are plugged in yet."""
-    return []
+def extra_checks(
+    ruleset_dir: Path, checked: Checked, *, templates: str | None = None
+) -> list[Diagnostic]:
+    """Diagnostics of the checks that need more than the rules files.
+
+    Message templates: with a `templates/` folder beside the rules folder (or `templates`
+    given), every template a send step names must exist and render with sample data.
+    """
+    from nudge.commands._template_check import check_send_templates, templates_folder
+
+    folder = templates_folder(ruleset_dir, templates)
+    return [] if folder is None else check_send_templates(folder, checked)
 
 
 # ----------------------------------------------------------------------------------------------
