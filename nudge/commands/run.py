@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -109,13 +110,16 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    # Bound first: with port 0 the tracking links need the port the system picked.
+    sock = socket.create_server((settings.http_host, settings.http_port))
+    port = int(sock.getsockname()[1])
     store = _open_store(settings)
     content_store = build_content_store(settings)
     runner = Runner(Engine(ruleset, dedup_seconds=settings.dedupe_ttl), store, WallClock())
     # The collector's address serves the tracking links unless `tracking_url` says otherwise.
     if settings.tracking_url == _DEFAULT_TRACKING_URL:
         host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
-        settings = dataclasses.replace(settings, tracking_url=f"http://{host}:{settings.http_port}")
+        settings = dataclasses.replace(settings, tracking_url=f"http://{host}:{port}")
     secret = tracking_secret(settings)
     dead_letters = Path(settings.outbox) / "dead_letters.jsonl"
 
@@ -152,9 +156,7 @@ async def serve(
     watcher = RulesWatcher([settings.rules])
     tasks: list[asyncio.Task[None]] = []
     try:
-        site = web.TCPSite(site_runner, settings.http_host, settings.http_port)
-        await site.start()
-        port = _bound_port(site_runner, settings.http_port)
+        await web.SockSite(site_runner, sock).start()
         tasks.append(asyncio.create_task(embedded.run_timers(settings.timer_interval)))
         tasks.append(
             asyncio.create_task(_watch_rules(watcher, embedded, settings, settings.reload_interval))
@@ -261,14 +263,6 @@ async def _watch_rules(watcher: Any, embedded: Any, settings: Settings, interval
             continue
         if ruleset is not None:
             await embedded.swap(Engine(ruleset, dedup_seconds=settings.dedupe_ttl))
-
-
-def _bound_port(site_runner: Any, asked: int) -> int:
-    """The port actually listened on (`asked` may be 0: any free one)."""
-    for address in site_runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return asked
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
