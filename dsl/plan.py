@@ -56,12 +56,26 @@ class Origin:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchKey:
+    """A test on one property of the matched event that a `where` requires (the whole
+    condition, or a term of its top-level `and`): `where` cannot be true unless
+    `E.field OP value` is. `op` is `==`, `<`, `<=`, `>` or `>=`; `value` is a number, or (for
+    `==` only) a string that does not read as a time. `field` is never an envelope name.
+    The engine uses keys to look rules up by value in big rulesets; it still runs `where`."""
+
+    field: str
+    op: str
+    value: str | int | float
+
+
+@dataclass(frozen=True, slots=True)
 class Match:
     """`E [as a] [where C]`: `binding` is the alias, else the event type."""
 
     event: str
     binding: str
     where: Fn | None
+    key: MatchKey | None = None
 
 
 @dataclass(frozen=True, slots=True)

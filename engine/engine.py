@@ -27,10 +27,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment, Window
+from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment
 
 from .decision import Context, Decision, count_rule
 from .delivery_rules import allowed_by_cap
+from .dispatch import TypePlan, type_plans
 from .events import Event
 from .merge import merge_contact
 from .segments import reevaluate
@@ -53,9 +54,6 @@ _ENGAGEMENT = {
 }
 _SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
 _EXIT_CANCELS = ("wait", "deliver")
-# (special, windows, exits, goals, rules) of one event type
-_TypePlan = tuple[bool, tuple[Window, ...], tuple[Rule, ...], tuple[Rule, ...], tuple[Rule, ...]]
-_EMPTY: tuple[Rule, ...] = ()
 
 
 class Engine:
@@ -82,25 +80,10 @@ class Engine:
             (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
         )
         # What an event type can affect, found with one lookup per event.
-        self._plans: dict[str, _TypePlan] = {}
-        types = {
-            *ruleset.by_event,
-            *ruleset.exits_by_event,
-            *ruleset.goals_by_event,
-            *ruleset.windows_by_event,
-            *_SPECIAL,
-        }
-        for typ in types:
-            self._plans[typ] = (
-                typ in _SPECIAL,
-                ruleset.windows_by_event.get(typ, ()),
-                ruleset.exits_by_event.get(typ, ()),
-                ruleset.goals_by_event.get(typ, ()),
-                ruleset.by_event.get(typ, ()),
-            )
+        self._plans: dict[str, TypePlan] = type_plans(ruleset, _SPECIAL)
         # Event types something reacts to; emitting any other would change nothing.
         self.listened = frozenset(
-            t for t, (_, w, x, g, r) in self._plans.items() if w or x or g or r
+            t for t, p in self._plans.items() if p.windows or p.exits or p.goals or p.entries
         )
         # Prune `seen` (checked every 64 new ids) once its oldest entry is this far past
         # the dedup window.
@@ -241,23 +224,26 @@ class Engine:
         typ = e.type
         plan = self._plans.get(typ)
         if plan is not None:
-            special, windows, exits, goals, rules = plan
-            if special:
+            if plan.special:
                 self._special(ctx, e, merge_from, was_new)
             base = {"event": e, typ: e}
-            if windows:
+            if plan.windows:
                 now = ctx.now
-                for w in windows:
+                for w in plan.windows:
                     where = w.where
                     if where is None or where(base, traits, now, state) is True:
                         state.add_to_window(w.id, e.ts, w.horizon)
                         ctx.changes += 1
-            if exits:
-                self._run_exits(ctx, e, exits)
-            if goals:
-                self._run_goals(ctx, e, goals)
-            if rules:
-                run_triggers(self, ctx, e, rules, base)
+            if plan.exits:
+                self._run_exits(ctx, e, plan.exits)
+            if plan.goals:
+                self._run_goals(ctx, e, plan.goals)
+            entries = plan.entries
+            if entries:
+                index = plan.index
+                run_triggers(
+                    self, ctx, e, entries if index is None else index.select(e.properties), base
+                )
         if self.segments and ctx.segments_at != ctx.changes:
             reevaluate(self, ctx, e)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from nudge.dsl.plan import Match, Rule
 
 from .decision import Context
+from .dispatch import EVENT, FOLLOWED_BY, NOT_FOLLOWED_BY, Entry
 from .events import Event
 from .timers import arm_event_timer
 
@@ -36,33 +38,38 @@ def _holds(m: Match, b: dict[str, Event], ctx: Context) -> bool:
 
 
 def run_triggers(
-    engine: Engine, ctx: Context, e: Event, rules: tuple[Rule, ...], base: dict[str, Event]
+    engine: Engine, ctx: Context, e: Event, entries: Iterable[Entry], base: dict[str, Event]
 ) -> None:
-    """Fire, arm or cancel for each rule (in firing order) whose trigger involves `e`'s type.
-    `base` is `{"event": e, <type>: e}`, shared by every match without an alias (generated
-    code only reads bindings)."""
+    """Fire, arm or cancel for each trigger entry of `e`'s type (in firing order; see
+    `dispatch`). `base` is `{"event": e, <type>: e}`, shared by every match without an alias
+    (generated code only reads bindings)."""
     typ = e.type
     state = ctx.state
-    for rule in rules:
-        t = rule.trigger
-        kind = t.kind
-        first = t.first
-        if kind == "event":
-            if first is not None and first.event == typ:
-                binding = first.binding
-                b = base if binding == typ else {"event": e, typ: e, binding: e}
-                where = first.where
-                if where is None or where(b, ctx.traits, ctx.now, state) is True:
-                    engine.fire_rule(ctx, rule, b, e.id)
-        elif kind == "followed_by":
+    traits = ctx.traits
+    now = ctx.now
+    fire = engine.fire_rule
+    for code, rule, where, alias in entries:
+        if code == EVENT:
+            b = base if alias is None else {"event": e, typ: e, alias: e}
+            if where is None or where(b, traits, now, state) is True:
+                fire(ctx, rule, b, e.id)
+        elif code == FOLLOWED_BY:
             _followed_by(engine, ctx, rule, e)
-        elif kind == "not_followed_by":
+        elif code == NOT_FOLLOWED_BY:
             _not_followed_by(ctx, rule, e)
-        elif kind == "repeated" and first is not None and first.event == typ and t.window:
-            b = bind(first, e)
-            within = t.within or 0.0
-            if _holds(first, b, ctx) and ctx.state.count(t.window, within, ctx.now) == t.count:
-                engine.fire_rule(ctx, rule, b, e.id)
+        else:  # REPEATED
+            _repeated(engine, ctx, rule, e)
+
+
+def _repeated(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
+    """`N E within D`: fire when the window (already holding `e`) has exactly N."""
+    t = rule.trigger
+    first = t.first
+    if first is None or not t.window:
+        return
+    b = bind(first, e)
+    if _holds(first, b, ctx) and ctx.state.count(t.window, t.within or 0.0, ctx.now) == t.count:
+        engine.fire_rule(ctx, rule, b, e.id)
 
 
 def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:

@@ -8,6 +8,7 @@ Modules, one job each:
 - `fold.py`: `let` values and literal-only subexpressions, computed at compile time.
 - `codegen.py`: expressions to Python functions, built as `ast` nodes, one module per file.
 - `canon.py`: expressions back to canonical text (window ids, test reports).
+- `keys.py`: index keys of event matches (`E.f == k` terms a `where` requires).
 - `plan_builder.py`: rules, triggers, steps, windows and the indexes of the plan.
 - `tests_compile.py`: `test` blocks to test cases.
 """

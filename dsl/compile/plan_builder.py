@@ -34,6 +34,7 @@ from ..plan import Fn
 from .canon import expr_text, window_id
 from .codegen import FileUnit, Scope
 from .fold import Folder
+from .keys import match_key
 from .tests_compile import CompileError, compile_test
 
 __all__ = ["CheckedLike", "build_ruleset"]
@@ -149,9 +150,12 @@ class _Parts:
 
 
 class _Builder:
-    def __init__(self, units: Mapping[str, FileUnit], windows: _Windows) -> None:
+    def __init__(
+        self, units: Mapping[str, FileUnit], windows: _Windows, types: Mapping[int, str]
+    ) -> None:
         self.units = units
         self.windows = windows
+        self.types = types
         self.built = False
         self._negated: dict[int, ast.Unary] = {}
 
@@ -237,7 +241,11 @@ class _Builder:
         )
 
     def match(self, m: ast.EventMatch, scope: Mapping[str, str], label: str) -> plan.Match:
-        return plan.Match(m.event.value, m.binding, self.maybe(m.where, scope, label))
+        where = self.maybe(m.where, scope, label)
+        key = None
+        if self.built and m.where is not None:
+            key = match_key(m.where, scope, self._any_unit().folder, self.types)
+        return plan.Match(m.event.value, m.binding, where, key)
 
     def trigger(self, name: str, trigger: ast.Trigger, scopes: _Scopes) -> plan.Trigger:
         match trigger:
@@ -424,7 +432,7 @@ def _build(checked: CheckedLike, sources: Mapping[str, str] | None) -> plan.Rule
     units = {f.path: FileUnit(f.path, folder, windows.from_count, types) for f in ruleset.files}
     if not units:
         units["<empty>"] = FileUnit("<empty>", folder, windows.from_count, types)
-    builder = _Builder(units, windows)
+    builder = _Builder(units, windows, types)
     builder.run(ruleset)  # generates the code of every expression
     for unit in units.values():
         unit.build()
