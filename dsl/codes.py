@@ -78,6 +78,28 @@ _ALL: tuple[Code, ...] = (
         "nudge check empty_folder/\n",
         checked=False,
     ),
+    # ------------------------------------------------------------------ templates
+    Code(
+        "missing-template",
+        E,
+        "a template that a `send` step names is not in the templates folder",
+        "Where a ruleset has a `templates/` folder beside it (or `nudge check --templates DIR`), "
+        "every `send email`, `send sms` and `send best` must find its files: `<name>.subject.txt` "
+        "and `<name>.html` (and `<name>.txt`, optional) for email, `<name>.sms.txt` for sms, both "
+        "for `best`. A ruleset without a templates folder is checked for its logic only.",
+        'rule welcome\n    when signed_up\n    then\n        send email "welcom_1"\nend\n',
+        checked=False,
+    ),
+    Code(
+        "template-error",
+        E,
+        "a template does not render",
+        "The template was found but rendering it with a sample contact and sample `with` data "
+        "failed: a syntax error, an unknown filter, or an operation the sandbox refuses. The "
+        "message names the template file and its line.",
+        'rule welcome\n    when signed_up\n    then\n        send email "welcome_1"\nend\n',
+        checked=False,
+    ),
     # ------------------------------------------------------------------ declarations
     Code(
         "duplicate-name",

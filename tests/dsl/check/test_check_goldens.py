@@ -19,9 +19,16 @@ from nudge.dsl.source import Source
 HERE = Path(__file__).parent
 CASES = sorted(HERE.glob("*.rules"))
 
-# Codes no single rules file can produce: they come from the command line and the file system
-# (tested in tests/dsl/render/test_check_command.py) or from input too deep to keep as a golden.
-NOT_FROM_A_FILE = {"no-such-path", "unreadable", "no-rules", "too-deep"}
+# Codes no single rules file can produce: they come from the command line, the file system or
+# a templates folder (tested through the commands), or from input too deep to keep as a golden.
+NOT_FROM_A_FILE = {
+    "no-such-path",
+    "unreadable",
+    "no-rules",
+    "too-deep",
+    "missing-template",
+    "template-error",
+}
 
 
 def diagnose(path: Path) -> tuple[list[str], str]:
