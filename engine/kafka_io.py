@@ -84,11 +84,12 @@ async def ensure_topics(
     topics: Mapping[str, int],
     *,
     exact: Iterable[str] = (),
+    replication: int | None = None,
     timeout: float = 30.0,
 ) -> dict[str, int]:
     """Create the missing topics with their partition counts; return every topic's count.
 
-    Replication is 3, or the number of brokers when fewer. A topic in `exact` that already
+    Replication is `replication` when given, else 3, or the number of brokers when fewer. A topic in `exact` that already
     exists with another partition count is an error (`TopicError`): contacts would land on
     partitions their timers are not indexed under.
     """
@@ -98,8 +99,9 @@ async def ensure_topics(
         existing = set(await admin.list_topics())
         missing = {name: n for name, n in topics.items() if name not in existing}
         if missing:
-            brokers = len((await admin.describe_cluster()).get("brokers") or [1])
-            replication = max(1, min(3, brokers))
+            if replication is None:
+                brokers = len((await admin.describe_cluster()).get("brokers") or [1])
+                replication = max(1, min(3, brokers))
             response = await admin.create_topics(
                 [NewTopic(name, n, replication) for name, n in missing.items()]
             )

@@ -60,6 +60,7 @@ async def collect(settings: Settings, ready: asyncio.Event | None = None) -> Non
         bootstrap,
         {settings.events_topic: settings.partitions, settings.dlq_topic: settings.partitions},
         exact=[settings.events_topic],
+        replication=settings.replication_factor,
     )
     producer = await start_producer(bootstrap)
     sink = KafkaSink(

@@ -111,6 +111,7 @@ async def deliver(
         bootstrap,
         {settings.events_topic: p, settings.actions_topic: p, settings.actions_dlq_topic: p},
         exact=[settings.events_topic, settings.actions_topic],
+        replication=settings.replication_factor,
     )
     producer = await start_producer(bootstrap)
     sink = KafkaSink(

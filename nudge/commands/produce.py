@@ -67,6 +67,7 @@ async def produce(stream: BinaryIO, settings: Settings, batch: int) -> int:
         bootstrap,
         {settings.events_topic: settings.partitions, settings.dlq_topic: settings.partitions},
         exact=[settings.events_topic],
+        replication=settings.replication_factor,
     )
     producer = await start_producer(bootstrap)
     sink = KafkaSink(

@@ -138,6 +138,7 @@ class Services:
             bootstrap,
             {settings.events_topic: p, settings.actions_topic: p, settings.dlq_topic: p},
             exact=[settings.events_topic, settings.actions_topic],
+            replication=settings.replication_factor,
         )
         store: ContactStore
         marks: MarkStore
