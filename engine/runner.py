@@ -63,16 +63,23 @@ class Runner:
         out = Decision()
         if not batch:
             return out
-        first = max(self.clock.now(), batch[0].ts)
-        await self._fire_until(math.nextafter(first, -math.inf), out)
-        await self._process(batch, out)
+        # One due-timer query covers the batch: timers due before its first event fire
+        # before that event, as before any other.
+        await self._process(batch, out, top=True)
         return out
 
-    async def _process(self, batch: Sequence[Event], out: Decision) -> None:
+    async def _process(self, batch: Sequence[Event], out: Decision, top: bool = False) -> None:
         horizon = max(self.clock.now(), *(e.ts for e in batch))
         refs = await self.store.due_timers(
             math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
         )
+        if len(refs) >= self.timer_batch and top:
+            # More due than a chunk holds (a backlog): first fire those due before the batch.
+            first = max(self.clock.now(), batch[0].ts)
+            await self._fire_until(math.nextafter(first, -math.inf), out)
+            refs = await self.store.due_timers(
+                math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
+            )
         if len(refs) >= self.timer_batch:
             if len(batch) > 1:
                 half = len(batch) // 2
