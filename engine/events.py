@@ -70,6 +70,8 @@ _NAIVE_EPOCH = datetime(1970, 1, 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GOOD_TYPES: set[str] = set()  # event types seen valid; bounded by _GOOD_TYPES_MAX
 _GOOD_TYPES_MAX = 4096
+_TIMES: dict[str, tuple[float, str]] = {}  # timestamp text -> `_parse_time` result
+_TIMES_MAX = 4096
 _fromisoformat = datetime.fromisoformat
 _orjson_loads = orjson.loads
 
@@ -150,7 +152,22 @@ def _format(utc: datetime) -> str:
 
 
 def _parse_time(value: str) -> tuple[float, str]:
-    """(epoch seconds, normalised text). Raises `ValueError` with a readable message."""
+    """(epoch seconds, normalised text). Raises `ValueError` with a readable message.
+
+    Remembers recent results: events close in time share their timestamps (a busy stream
+    has many events per second), and a look-up is far cheaper than parsing.
+    """
+    hit = _TIMES.get(value)
+    if hit is not None:
+        return hit
+    result = _parse_new_time(value)
+    if len(_TIMES) >= _TIMES_MAX:
+        _TIMES.clear()
+    _TIMES[value] = result
+    return result
+
+
+def _parse_new_time(value: str) -> tuple[float, str]:
     try:
         dt = _fromisoformat(value)
     except ValueError:
@@ -311,14 +328,20 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and not contact_id.isspace()
         and (event_type in _GOOD_TYPES or _good_type(event_type))
     ):
-        try:
-            ts, text = _parse_time(timestamp)
-        except ValueError:
-            pass
-        else:
-            return Event(
-                event_id, event_type, contact_id, ts, text, {} if properties is None else properties
-            )
+        when = _TIMES.get(timestamp)
+        if when is None:
+            try:
+                when = _parse_time(timestamp)
+            except ValueError:
+                return _checked(obj)
+        return Event(
+            event_id,
+            event_type,
+            contact_id,
+            when[0],
+            when[1],
+            {} if properties is None else properties,
+        )
     return _checked(obj)
 
 
