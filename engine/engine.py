@@ -181,24 +181,26 @@ class Engine:
         if condition is not None and condition(b, ctx.traits, ctx.now, state) is not True:
             return
         limit = rule.limit
-        firing = Firing(rule, b, trigger_id)
+        name = rule.name
         if limit is not None:
-            times = state.firings.get(rule.name)
+            times = state.firings.get(name)
             if times is None:
-                times = state.firings[rule.name] = []
+                times = state.firings[name] = []
             if limit.per is None:
                 allowed = len(times) < limit.count
             else:
                 allowed = allowed_by_cap(times, limit.count, limit.per, ctx.now)
             if not allowed:
                 if self.trace:
-                    suppressed_preview(ctx, firing)
+                    suppressed_preview(ctx, Firing(rule, b, trigger_id))
                 else:
                     count_limited(ctx, rule)
                 return
             times.append(ctx.now)
-        count_rule(ctx.d, rule.name, "fired")
-        run_steps(self, ctx, firing, 0)
+        counts = ctx.d.rule_counts  # `count_rule`, inline: this runs for every firing
+        key = (name, "fired")
+        counts[key] = counts.get(key, 0) + 1
+        run_steps(self, ctx, Firing(rule, b, trigger_id), 0)
 
     # ------------------------------------------------------------------ per event
 

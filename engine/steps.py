@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from nudge.dsl.plan import (
@@ -50,6 +50,7 @@ _POLICY_CHANNEL = {
 }
 _QUIET_KINDS = frozenset({"email", "sms"})
 _SEND_KINDS = frozenset({"email", "sms", "webhook"})
+_EMITTING = frozenset({"stage", "score"})  # traits whose changes emit an event
 
 
 class Firing:
@@ -71,40 +72,88 @@ def _is_number(value: Any) -> bool:
 
 def run_steps(engine: Engine, ctx: Context, f: Firing, start: int) -> None:
     """Run the rule's steps from index `start` until the end, a `wait` or a `stop if`."""
-    rule = f.rule
-    steps = rule.steps
-    state = ctx.state
-    b = f.b
+    steps = f.rule.steps
+    run = _RUN
     for i in range(start, len(steps)):
         step = steps[i]
-        if isinstance(step, Send):
-            _send(engine, ctx, f, step)
-        elif isinstance(step, Wait):
-            payload = {
-                "id": wait_id(rule.name, f.trigger_id, i),
-                "bindings": dict(b),
-                "step": i + 1,
-                "trigger": f.trigger_id,
-            }
-            arm(ctx, rule.name, "wait", ctx.now + step.seconds, payload)
+        if run[type(step)](engine, ctx, f, step):
             return
-        elif isinstance(step, StopIf):
-            if step.condition(b, ctx.traits, ctx.now, state) is True:
-                return
-        elif isinstance(step, SetTrait):
-            value = step.value(b, ctx.traits, ctx.now, state)
-            change_trait(engine, ctx, step.field, value, rule=rule.name, cause=_cause(f, i))
-        elif isinstance(step, UnsetTrait):
-            change_trait(engine, ctx, step.field, None, rule=rule.name, cause=_cause(f, i))
-        elif isinstance(step, ScoreChange):
-            _score(engine, ctx, f, step)
-        elif isinstance(step, Emit):
-            if step.event in engine.listened:
-                emit_event(engine, ctx, step.event, _data(ctx, step.data, b), _cause(f, i))
-        elif isinstance(step, AudienceChange):
-            _audience(engine, ctx, f, step)
-        elif isinstance(step, Show):
-            _show(engine, ctx, f, step)
+
+
+# Each step kind's runner (a step's `index` is its position in the rule); True ends the run.
+
+
+def _run_send(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    _send(engine, ctx, f, step)
+    return False
+
+
+def _run_wait(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    rule = f.rule
+    i = step.index
+    payload = {
+        "id": wait_id(rule.name, f.trigger_id, i),
+        "bindings": dict(f.b),
+        "step": i + 1,
+        "trigger": f.trigger_id,
+    }
+    arm(ctx, rule.name, "wait", ctx.now + step.seconds, payload)
+    return True
+
+
+def _run_stop_if(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    return step.condition(f.b, ctx.traits, ctx.now, ctx.state) is True
+
+
+def _run_set(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    value = step.value(f.b, ctx.traits, ctx.now, ctx.state)
+    change_trait(engine, ctx, step.field, value, rule=f.rule.name, cause=_trait_cause(f, step))
+    return False
+
+
+def _run_unset(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    change_trait(engine, ctx, step.field, None, rule=f.rule.name, cause=_trait_cause(f, step))
+    return False
+
+
+def _trait_cause(f: Firing, step: SetTrait | UnsetTrait) -> str:
+    """The cause of a trait step's events: only `stage` and `score` changes emit any."""
+    return _cause(f, step.index) if step.field in _EMITTING else ""
+
+
+def _run_score(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    _score(engine, ctx, f, step)
+    return False
+
+
+def _run_emit(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    if step.event in engine.listened:
+        data = _data(ctx, step.data, f.b)
+        emit_event(engine, ctx, step.event, data, _cause(f, step.index))
+    return False
+
+
+def _run_audience(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    _audience(engine, ctx, f, step)
+    return False
+
+
+def _run_show(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
+    _show(engine, ctx, f, step)
+    return False
+
+
+_RUN: dict[type, Callable[[Engine, Context, Firing, Any], bool]] = {
+    Send: _run_send,
+    Wait: _run_wait,
+    StopIf: _run_stop_if,
+    SetTrait: _run_set,
+    UnsetTrait: _run_unset,
+    ScoreChange: _run_score,
+    Emit: _run_emit,
+    AudienceChange: _run_audience,
+    Show: _run_show,
+}
 
 
 def _cause(f: Firing, index: int) -> str:
@@ -288,10 +337,10 @@ def change_trait(
             else {"field": name, "from": old, "to": value}
         )
         ctx.record(kind, rule, fields)
-    if name == "stage":
-        emit_event(engine, ctx, "stage_changed", {"from": old, "to": value}, cause)
-    elif name == "score":
-        emit_event(engine, ctx, "score_changed", {"from": old, "to": value}, cause)
+    if name in _EMITTING:  # stage_changed / score_changed, when something listens
+        kind = f"{name}_changed"
+        if kind in engine.listened:
+            emit_event(engine, ctx, kind, {"from": old, "to": value}, cause)
 
 
 def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
@@ -308,7 +357,8 @@ def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
     rule = f.rule.name
     if engine.trace:
         ctx.record("score", rule, {"from": old, "to": new})
-    emit_event(engine, ctx, "score_changed", {"from": old, "to": new}, _cause(f, step.index))
+    if "score_changed" in engine.listened:
+        emit_event(engine, ctx, "score_changed", {"from": old, "to": new}, _cause(f, step.index))
 
 
 def emit_event(
