@@ -375,13 +375,13 @@ class _Gen:
                 return self.call(expr)
             case ast.Count():
                 window = self.unit.windows(expr, self.unit)
-                return _call(
-                    "count",
-                    _name("h"),
-                    _const(window),
-                    _const(expr.within.seconds),
-                    _name("now"),
+                # runtime.count, inline: (h.count(window, D, now) if h is not None else 0)
+                counted = py.Call(
+                    py.Attribute(_name("h"), "count", py.Load()),
+                    [_const(window), _const(expr.within.seconds), _name("now")],
+                    [],
                 )
+                return py.IfExp(_is_not(_name("h"), _const(None)), counted, _const(0))
             case ast.InSegment(segment=segment, negated=negated):
                 test = _call("in_segment", _name("c"), _const(segment.value))
                 return py.UnaryOp(py.Not(), test) if negated else test
@@ -553,16 +553,22 @@ class _Gen:
         if op in ("==", "!=") and not _is_number(k):
             return _call(helper, x, _const(k))
         # Inline when the value has the constant's kind; else the helper (coercion, null, bool).
-        # (_t OP k if type(_t := X) in NUM else helper(_t, k))
         bound, value = self.bind(x)
-        if _is_number(k):
-            kind = _type_in_num(bound)
-        elif isinstance(k, str):
-            kind = _type_is(bound, "STR")
-        else:
-            return _call(helper, bound, _const(k))
         fast = py.Compare(value, [_PY_COMPARE[op]()], [_const(k)])
-        return py.IfExp(kind, fast, _call(helper, value, _const(k)))
+        if _is_number(k) and op != "!=":
+            # Besides numbers, only an ISO string (a time) can compare with a number, so the
+            # helper is called for strings only (null, the usual other case, is false):
+            # (_t OP k if (_k := type(_t := X)) in NUM else _k is STR and helper(_t, k))
+            bound_kind, kind = self.bind(py.Call(_name("type"), [bound], []))
+            slow = _and(_is(kind, _name("STR")), _call(helper, value, _const(k)))
+            return py.IfExp(py.Compare(bound_kind, [py.In()], [_name("NUM")]), fast, slow)
+        if _is_number(k):  # `!=`: every other kind but null differs
+            # (_t != k if type(_t := X) in NUM else ne(_t, k))
+            return py.IfExp(_type_in_num(bound), fast, _call(helper, value, _const(k)))
+        if isinstance(k, str):
+            # (_t OP k if type(_t := X) is STR else helper(_t, k))
+            return py.IfExp(_type_is(bound, "STR"), fast, _call(helper, value, _const(k)))
+        return _call(helper, bound, _const(k))
 
     def membership(self, op: str, other: ast.Expr, container: Any) -> py.expr:
         """`x in <constant>` / `x not in <constant>`."""
