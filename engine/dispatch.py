@@ -36,9 +36,10 @@ __all__ = [
 EVENT, FOLLOWED_BY, NOT_FOLLOWED_BY, REPEATED = 0, 1, 2, 3
 _CODES = {"event": EVENT, "followed_by": FOLLOWED_BY, "not_followed_by": NOT_FOLLOWED_BY}
 
-# (code, rule, where, alias): `where` and `alias` are set for EVENT entries only; `alias` is
-# the match's alias when it differs from the event type (else None: the shared bindings do).
-Entry = tuple[int, Rule, Fn | None, str | None]
+# (code, rule, where, alias, condition), the last three for EVENT and REPEATED entries only
+# (else None): the match's `where`; its alias when it differs from the event type (None: the
+# bindings shared by every match do); the rule's `if`.
+Entry = tuple[int, Rule, Fn | None, str | None, Fn | None]
 
 # An index costs about as much as scanning a few `where`s: below this many keyed rules of a
 # type, scanning is as fast.
@@ -92,15 +93,14 @@ def _entries(typ: str, rules: tuple[Rule, ...]) -> list[Entry]:
     for rule in rules:
         t = rule.trigger
         first = t.first
-        if t.kind == "repeated":
-            if first is not None and first.event == typ and t.window:
-                out.append((REPEATED, rule, None, None))
-        elif t.kind == "event":
-            if first is not None and first.event == typ:
-                alias = None if first.binding == typ else first.binding
-                out.append((EVENT, rule, first.where, alias))
+        if t.kind in ("event", "repeated"):
+            if first is None or first.event != typ or (t.kind == "repeated" and not t.window):
+                continue
+            code = EVENT if t.kind == "event" else REPEATED
+            alias = None if first.binding == typ else first.binding
+            out.append((code, rule, first.where, alias, rule.condition))
         elif t.kind in _CODES:
-            out.append((_CODES[t.kind], rule, None, None))
+            out.append((_CODES[t.kind], rule, None, None, None))
     return out
 
 
@@ -133,7 +133,7 @@ class RuleIndex:
         """An index over the entries, or None when there are too few keys to be worth it."""
         always: list[int] = []
         keyed: list[tuple[int, MatchKey]] = []
-        for i, (code, rule, _, _) in enumerate(entries):
+        for i, (code, rule, *_) in enumerate(entries):
             first = rule.trigger.first
             key = first.key if code == EVENT and first is not None else None
             if key is None:

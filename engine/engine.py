@@ -177,9 +177,15 @@ class Engine:
     def fire_rule(self, ctx: Context, rule: Rule, b: Mapping[str, Event], trigger_id: str) -> None:
         """The trigger matched: check `if` and the limit, record the firing, run the steps."""
         condition = rule.condition
-        state = ctx.state
-        if condition is not None and condition(b, ctx.traits, ctx.now, state) is not True:
+        if condition is not None and condition(b, ctx.traits, ctx.now, ctx.state) is not True:
             return
+        self.fire_allowed(ctx, rule, b, trigger_id)
+
+    def fire_allowed(
+        self, ctx: Context, rule: Rule, b: Mapping[str, Event], trigger_id: str
+    ) -> None:
+        """`fire_rule` once the rule's `if` held: the limit, then the steps."""
+        state = ctx.state
         limit = rule.limit
         name = rule.name
         if limit is not None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from nudge.dsl.plan import Match, Rule
 
 from .decision import Context
-from .dispatch import EVENT, FOLLOWED_BY, NOT_FOLLOWED_BY, Entry
+from .dispatch import EVENT, FOLLOWED_BY, REPEATED, Entry
 from .events import Event
 from .timers import arm_event_timer
 
@@ -47,29 +47,23 @@ def run_triggers(
     state = ctx.state
     traits = ctx.traits
     now = ctx.now
-    fire = engine.fire_rule
-    for code, rule, where, alias in entries:
-        if code == EVENT:
+    for code, rule, where, alias, condition in entries:
+        if code in (EVENT, REPEATED):
             b = base if alias is None else {"event": e, typ: e, alias: e}
-            if where is None or where(b, traits, now, state) is True:
-                fire(ctx, rule, b, e.id)
+            if where is not None and where(b, traits, now, state) is not True:
+                continue
+            if code == REPEATED:
+                # `N E within D`: the window already holds `e`; fire when it has exactly N.
+                t = rule.trigger
+                if state.count(t.window or "", t.within or 0.0, now) != t.count:
+                    continue
+            # the rule's `if` here rather than in `fire_rule`: most are false, a call saved
+            if condition is None or condition(b, traits, now, state) is True:
+                engine.fire_allowed(ctx, rule, b, e.id)
         elif code == FOLLOWED_BY:
             _followed_by(engine, ctx, rule, e)
-        elif code == NOT_FOLLOWED_BY:
+        else:  # NOT_FOLLOWED_BY
             _not_followed_by(ctx, rule, e)
-        else:  # REPEATED
-            _repeated(engine, ctx, rule, e)
-
-
-def _repeated(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
-    """`N E within D`: fire when the window (already holding `e`) has exactly N."""
-    t = rule.trigger
-    first = t.first
-    if first is None or not t.window:
-        return
-    b = bind(first, e)
-    if _holds(first, b, ctx) and ctx.state.count(t.window, t.within or 0.0, ctx.now) == t.count:
-        engine.fire_rule(ctx, rule, b, e.id)
 
 
 def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
