@@ -1,6 +1,6 @@
 """Replay throughput: events per second through parse + engine + MemoryStore + action output.
 
-    python benchmarks/replay.py                          # 1M events, 10k contacts, rules/
+    python benchmarks/replay.py                          # 1M events, 100k contacts, rules/
     python benchmarks/replay.py --events 200000 --contacts 5000 --rules-dir rules/
     python benchmarks/replay.py --scale 1000             # 1,000 generated rules
     python benchmarks/replay.py --events 100000 --profile
@@ -130,7 +130,7 @@ def machine() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--contacts", type=int, default=10_000)
+    parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rules-dir", default="rules/")
     parser.add_argument("--scale", type=int, choices=(10, 1000, 10_000), help="generated rules")
     parser.add_argument("--seed", type=int, default=1)

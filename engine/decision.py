@@ -93,10 +93,22 @@ class Context:
 
 
 _day: list[Any] = [None, ""]  # the last day formatted: [epoch of its midnight, "YYYY-MM-DDT"]
+_last: list[Any] = [None, ""]  # the last time formatted: [epoch seconds, text]
 
 
 def _format_time(ts: float) -> str:
-    """`format_time`, fast for whole seconds (the usual case): the date part is remembered."""
+    """`format_time`, fast for whole seconds (the usual case): the date part is remembered,
+    and the whole text of the last time asked (events in a row often share their second)."""
+    last = _last
+    if last[0] == ts:
+        text: str = last[1]
+        return text
+    text = _format_new_time(ts)
+    last[0], last[1] = ts, text
+    return text
+
+
+def _format_new_time(ts: float) -> str:
     whole = int(ts)
     if whole != ts:
         return format_time(ts)
