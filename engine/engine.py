@@ -36,7 +36,7 @@ from .events import Event
 from .merge import merge_contact
 from .segments import reevaluate
 from .state import ContactState, Timer
-from .steps import Firing, change_trait, count_limited, run_steps, suppressed_preview
+from .steps import Firing, change_trait, count_limited, held_back, run_steps, suppressed_preview
 from .timers import arm_event_timer, cancel_rule_timers
 from .triggers import bind, run_triggers
 
@@ -72,6 +72,8 @@ class Engine:
         self.trace = trace
         self.max_cascade = max_cascade
         self.rules: dict[str, Rule] = {r.name: r for r in ruleset.rules}
+        # What a limited firing of each rule holds back (counted as suppressed `limited`).
+        self._held_back = {r.name: held_back(r) for r in ruleset.rules}
         self.policies: Mapping[str, ChannelPolicy] = ruleset.policies
         self.quiet_hours: QuietHours | None = ruleset.quiet_hours
         self.segments: tuple[Segment, ...] = ruleset.segments
@@ -200,7 +202,7 @@ class Engine:
                 if self.trace:
                     suppressed_preview(ctx, Firing(rule, b, trigger_id))
                 else:
-                    count_limited(ctx, rule)
+                    count_limited(ctx, rule, self._held_back.get(name))
                 return
             times.append(ctx.now)
         counts = ctx.d.rule_counts  # `count_rule`, inline: this runs for every firing

@@ -32,6 +32,7 @@ __all__ = [
     "change_trait",
     "count_limited",
     "emit_event",
+    "held_back",
     "run_steps",
     "suppressed_preview",
 ]
@@ -162,14 +163,23 @@ def _cause(f: Firing, index: int) -> str:
     return f"{f.trigger_id}/{f.rule.name}/{index}"
 
 
-def count_limited(ctx: Context, rule: Rule) -> None:
-    """Count the actions a limited firing would have given before its first wait."""
+def held_back(rule: Rule) -> int:
+    """How many actions a limited firing of the rule holds back: its send, audience and show
+    steps before the first wait."""
     n = 0
     for step in rule.steps:
         if isinstance(step, Wait):
             break
         if isinstance(step, Send | AudienceChange | Show):
             n += 1
+    return n
+
+
+def count_limited(ctx: Context, rule: Rule, n: int | None = None) -> None:
+    """Count the actions a limited firing would have given (`n`: `held_back(rule)`, when
+    known already)."""
+    if n is None:
+        n = held_back(rule)
     if n:
         counts = ctx.d.suppressed
         counts["limited"] = counts.get("limited", 0) + n
