@@ -4,6 +4,10 @@
     decision = engine.handle(event, state, now)        # state is mutated in place
     decision = engine.fire(timer, state, now)
 
+What an event type can affect is found with one look-up in tables built once per ruleset
+(`dispatch.py`); in big rulesets, rules whose `where` requires `E.f == k` (or `<`, `>`, ...)
+are looked up by the event's value instead of each running its `where`.
+
 Per event, in this order: de-duplicate by id; create the contact on first sight; apply
 `identify` (with a merge of the anonymous contact), `unsubscribed` and engagement; record
 windows; exits; goals; triggers of the rules the event type can affect, in firing order;
