@@ -16,11 +16,11 @@ case takes seconds and the machine may be shared.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 from collections.abc import Callable
 from typing import Any
+
+from machine import machine
 
 from nudge.dsl import ast
 from nudge.dsl.check import check
@@ -127,19 +127,6 @@ def run_case(name: str, sources: list[Source], repeats: int, rules: int) -> None
         f"{name:<22} {parse_s * 1e3:>10.1f} {check_s * 1e3:>10.1f} {compile_s * 1e3:>11.1f} "
         f"{total * 1e3:>10.1f} {per_rule:>14.0f}"
     )
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -14,12 +14,12 @@ walking the syntax tree 0.5 M/s.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 import timeit
 from dataclasses import dataclass, field
 from typing import Any
+
+from machine import machine
 
 from nudge.dsl import ast
 from nudge.dsl.check import check
@@ -149,19 +149,6 @@ def compile_case(name: str, trigger: str, condition: str) -> Any:
     rule = plan.rule(name)
     assert rule is not None and rule.condition is not None
     return rule.condition
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def main() -> None:
