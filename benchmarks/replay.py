@@ -25,7 +25,7 @@ import pstats
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -85,7 +85,9 @@ def load(args: argparse.Namespace) -> RuleSet:
     return result.ruleset
 
 
-async def replay(ruleset: RuleSet, lines: Sequence[bytes]) -> tuple[int, int]:
+async def replay(
+    ruleset: RuleSet, lines: Sequence[bytes], settle: Callable[[], None]
+) -> tuple[int, int]:
     """What `nudge replay` does with the lines; returns (actions, rejected)."""
     runner = Runner(Engine(ruleset), MemoryStore(), ManualClock())
     dumps = orjson.dumps
@@ -99,6 +101,7 @@ async def replay(ruleset: RuleSet, lines: Sequence[bytes]) -> tuple[int, int]:
             if len(batch) >= BATCH:
                 d = await runner.process(batch)
                 sink.extend(dumps(a.to_json()) for a in d.actions)
+                settle()
                 batch = []
         else:
             rejected += 1
@@ -151,8 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu_start = time.process_time()
     if profiler is not None:
         profiler.enable()
-    with tuned_gc():  # as `nudge replay` does
-        actions, rejected = asyncio.run(replay(ruleset, lines))
+    with tuned_gc() as settle:  # as `nudge replay` does
+        actions, rejected = asyncio.run(replay(ruleset, lines, settle))
     if profiler is not None:
         profiler.disable()
     elapsed = time.perf_counter() - start

@@ -27,8 +27,6 @@ class Decision:
     - `rule_counts`: per (rule name, outcome), always kept: `fired` (trigger, `if` and limit
       let it through), `suppressed:<reason>` (per suppressed action), `sent` (per action
       emitted, deferred ones when their time comes), `converted` (goal conversions).
-    - `emitted`: events the rules or the engine emitted, already processed in cascade (only
-      those of a type some rule, window, exit or goal listens to are made at all).
     - `timers`: timers armed or moved (the runner indexes them until the state is saved).
     - `dirty`: the state changed; `duplicate`: the event had been seen before.
     """
@@ -38,7 +36,6 @@ class Decision:
     conversions: list[TraceRecord] = field(default_factory=list)
     suppressed: dict[str, int] = field(default_factory=dict)
     rule_counts: dict[tuple[str, str], int] = field(default_factory=dict)
-    emitted: list[Event] = field(default_factory=list)
     timers: list[Timer] = field(default_factory=list)
     dirty: bool = False
     duplicate: bool = False

@@ -344,7 +344,6 @@ class Engine:
         queue = ctx.queue
         if queue is None:
             return
-        seen = ctx.state.seen
         i = 0
         while i < len(queue):
             event, depth = queue[i]
@@ -352,9 +351,8 @@ class Engine:
             if depth > self.max_cascade:
                 ctx.record("cascade_limit", None, {"event": event.type, "event_id": event.id})
                 continue
-            if event.id in seen:
-                continue
-            seen[event.id] = event.ts
+            # Not recorded in `seen`: an emitted event's id is unique to its cause (the
+            # event, rule and step), and it exists only inside this call.
             ctx.depth = depth
             self._process(ctx, event)
         ctx.queue = None

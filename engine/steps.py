@@ -391,4 +391,3 @@ def emit_event(
     if queue is None:
         queue = ctx.queue = []
     queue.append((event, ctx.depth + 1))
-    ctx.d.emitted.append(event)
