@@ -26,8 +26,10 @@ class MemoryStore:
         self._states: dict[str, ContactState] = {}
         # Per shard, a heap of refs; stale entries (timer gone or moved) are skipped lazily.
         self._heaps: list[list[TimerRef]] = [[] for _ in range(partitions)]
-        # contact id -> {timer id: due} as last saved: what the heaps should hold.
-        self._indexed: dict[str, dict[str, float]] = {}
+        # contact id -> its Timer objects as last saved: what the heaps should hold. A timer
+        # re-armed is a new Timer (the engine never moves one's `due`), so a save compares
+        # these by identity.
+        self._indexed: dict[str, tuple[Timer, ...]] = {}
         self._shard_of: dict[str, int] = {}
 
     def __len__(self) -> int:
@@ -48,20 +50,20 @@ class MemoryStore:
             cid = state.contact_id
             store[cid] = state
             timers = state.timers
-            known = indexed.get(cid)
             if not timers:
-                if known:
+                if cid in indexed:
                     del indexed[cid]
                 continue
-            if known is None:
-                known = indexed[cid] = {}
-            elif len(known) == len(timers) and _same_dues(known, timers):
-                continue  # the usual case: the timers did not move
+            now = tuple(timers.values())
+            known = indexed.get(cid)
+            if known == now:  # the usual case: the same Timer objects (compared by identity)
+                continue
             heap = self._heaps[self._shard(cid)]
-            for tid, timer in timers.items():
-                if known.get(tid) != timer.due:
-                    heapq.heappush(heap, TimerRef(timer.due, cid, tid))
-            indexed[cid] = {tid: timer.due for tid, timer in timers.items()}
+            old = {id(t) for t in known} if known else set()  # `known` keeps them alive
+            for timer in now:
+                if id(timer) not in old:
+                    heapq.heappush(heap, TimerRef(timer.due, cid, timer.id))
+            indexed[cid] = now
 
     async def due_timers(
         self, now: float, shards: Collection[int] | None = None, limit: int = 1000
@@ -80,7 +82,7 @@ class MemoryStore:
             if shards is not None and self._shard(cid) not in shards:
                 continue
             pending += len(timers)
-            earliest = min(timers.values())
+            earliest = min(t.due for t in timers)
             if next_due is None or earliest < next_due:
                 next_due = earliest
         return TimerSummary(pending, next_due)
@@ -103,7 +105,7 @@ class MemoryStore:
             timers = indexed.get(ref.contact_id)
             if (
                 timers is not None
-                and timers.get(ref.timer_id) == ref.due
+                and _holds(timers, ref.timer_id, ref.due)
                 and (not valid or valid[-1] != ref)  # not a ref pushed twice
             ):
                 valid.append(ref)
@@ -112,11 +114,9 @@ class MemoryStore:
         return valid
 
 
-def _same_dues(known: dict[str, float], timers: dict[str, Timer]) -> bool:
-    """Whether every indexed timer is still there, due at the same time (a plain loop: this
-    runs for every saved contact)."""
-    for tid, due in known.items():
-        timer = timers.get(tid)
-        if timer is None or timer.due != due:
-            return False
-    return True
+def _holds(timers: tuple[Timer, ...], timer_id: str, due: float) -> bool:
+    """Whether the saved timers hold `timer_id`, due at `due`."""
+    for timer in timers:
+        if timer.id == timer_id:
+            return timer.due == due
+    return False
