@@ -86,6 +86,7 @@ class Settings:
     # State.
     redis_url: str | None = _setting(None, "optional_str", secret=True)
     redis_key_prefix: str = _setting("nudge", "str")
+    state_cache: int = _setting(10_000, "int", minimum=0)
     # HTTP (collector, tracking, content).
     http_host: str = _setting("127.0.0.1", "str")
     http_port: int = _setting(8080, "int", minimum=0, maximum=65535)

@@ -43,6 +43,12 @@ What is atomic:
 - `load` reads each state with one command (MGET on a single node: one consistent
   snapshot of the batch; GET per key on a cluster).
 
+Kept states (`state_cache`, single node): a saved state stays in memory and is written with
+a revision unique to this store as its first field (`{"rev":"<revision>",...`). A later load
+reads it back only if Redis holds something else by then (one EVAL beside the MGET, same
+round trip); otherwise the kept object is handed out again, undecoded. Handed out, it leaves
+the memory until saved again, so a batch that failed half-way never leaks its changes.
+
 The index is kept exact without reading it: the store remembers, for each contact it loaded
 or saved (up to `cache_size` contacts), which timers the index holds for it, so a save knows
 which entries to remove. A state saved without that knowledge (never loaded here, or
@@ -61,6 +67,8 @@ de-duplication memory inside the state; a state with nothing in it is deleted.
 from __future__ import annotations
 
 import gc
+import itertools
+import os
 from collections.abc import Collection, Iterable
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -93,6 +101,25 @@ return removed
 """
 
 
+# Read states kept in memory only when they changed (KEYS: state keys; ARGV: the start of
+# each as last written here, its revision). 0: unchanged; nil: gone; else the new value.
+_READ_IF_CHANGED = """
+local out = {}
+for i = 1, #KEYS do
+  local value = redis.call('GET', KEYS[i])
+  if not value then
+    out[i] = false
+  elseif string.sub(value, 1, #ARGV[i]) == ARGV[i] then
+    out[i] = 0
+  else
+    out[i] = value
+  end
+end
+return out
+"""
+_REV_HEAD = b'{"rev":"'
+
+
 class StoreConfigError(ValueError):
     """The store's configuration does not fit the data already in Redis."""
 
@@ -112,6 +139,9 @@ class RedisStore:
     - `state_ttl`: seconds after its last save when a contact without timers expires; None
       (the default) keeps states for ever.
     - `cache_size`: how many contacts' indexed timers to remember between load and save.
+    - `state_cache`: how many saved states to keep in memory (single node only; 0: none).
+      A kept state is handed out again by `load` when Redis still holds the revision this
+      store wrote, so it is neither sent nor decoded again.
     """
 
     def __init__(
@@ -122,12 +152,15 @@ class RedisStore:
         key_prefix: str = "nudge",
         state_ttl: float | None = None,
         cache_size: int = 100_000,
+        state_cache: int = 0,
         owns_client: bool = False,
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
         if not key_prefix or "{" in key_prefix or "}" in key_prefix:
             raise ValueError(f"key_prefix must be non-empty without braces, got {key_prefix!r}")
+        if state_cache < 0:
+            raise ValueError(f"state_cache must be 0 or more, got {state_cache}")
         if state_ttl is not None and state_ttl <= 0:
             raise ValueError(f"state_ttl must be positive seconds or None, got {state_ttl}")
         if client.get_encoder().decode_responses:
@@ -151,6 +184,12 @@ class RedisStore:
         # shard -> {member: due} of index entries found stale, removed with the next call.
         self._stale: dict[int, dict[bytes, float]] = {}
         self._shard_of: dict[str, int] = {}
+        # contact id -> (state, the start of its stored value: `{"rev":"<revision>"`), for
+        # states saved here and not handed out since. Revisions are unique to this store.
+        self.state_cache = 0 if self.cluster else state_cache
+        self._cached: dict[str, tuple[ContactState, bytes]] = {}
+        self._rev_base = os.urandom(6).hex()
+        self._rev_next = 0
 
     @classmethod
     def from_url(
@@ -162,6 +201,7 @@ class RedisStore:
         state_ttl: float | None = None,
         cluster: bool | None = None,
         cache_size: int = 100_000,
+        state_cache: int = 0,
         **options: Any,
     ) -> RedisStore:
         """A store on a new client for `url` (`redis://`, `rediss://`, `unix://`).
@@ -183,6 +223,7 @@ class RedisStore:
             key_prefix=key_prefix,
             state_ttl=state_ttl,
             cache_size=cache_size,
+            state_cache=state_cache,
             owns_client=True,
         )
 
@@ -212,8 +253,12 @@ class RedisStore:
             return {}
         await self._check_meta()
         keys = [self.state_key(cid) for cid in ids]
+        kept: dict[str, ContactState] = {}
         try:
-            raws = await self._read(keys)
+            if self._cached:
+                raws = await self._read_kept(ids, keys, kept)
+            else:
+                raws = await self._read(keys)
         except Exception as exc:
             exc.add_note(f"RedisStore.load of {len(ids)} contacts ({self.key_prefix!r})")
             raise
@@ -224,10 +269,14 @@ class RedisStore:
         try:
             out: dict[str, ContactState] = {}
             for cid, key, raw in zip(ids, keys, raws, strict=True):
-                state = ContactState(cid) if raw is None else _decode(key, raw)
+                state = kept.get(cid)
+                if state is None:
+                    state = ContactState(cid) if raw is None else _decode(key, raw)
+                    indexed = {tid: t.due for tid, t in state.timers.items()}
+                    self._remember(cid, indexed)
+                else:  # as saved here: what the index holds for it is known already
+                    indexed = self._known.get(cid) or {}
                 out[cid] = state
-                indexed = {tid: t.due for tid, t in state.timers.items()}
-                self._remember(cid, indexed)
                 handed = self._handed.pop(cid, None)
                 if handed:
                     self._note_stale(cid, handed, indexed)
@@ -255,14 +304,22 @@ class RedisStore:
         deleted: list[bytes] = []
         now_indexed: dict[str, dict[str, float]] = {}
         ttl = self.state_ttl
+        caching = self.state_cache > 0
+        revisions: dict[str, bytes] = {}
         for cid, state in batch.items():
             data = state.to_dict()
             key = self.state_key(cid)
             timers = state.timers
             indexed = {tid: t.due for tid, t in timers.items()}
             now_indexed[cid] = indexed
+            self._cached.pop(cid, None)
             if any(value for name, value in data.items() if name != "contact_id"):
                 blob = orjson.dumps(data)
+                if caching:  # `{"rev":"<revision>",` + the state's own fields
+                    start = _REV_HEAD + f"{self._rev_base}{self._rev_next:x}".encode() + b'"'
+                    self._rev_next += 1
+                    blob = start + b"," + blob[1:]
+                    revisions[cid] = start
                 if ttl is None or timers:
                     persistent[key] = blob
                 else:
@@ -297,6 +354,8 @@ class RedisStore:
             raise
         for cid, indexed in now_indexed.items():
             self._remember(cid, indexed)
+        if revisions:
+            self._keep(batch, revisions)
 
     async def due_timers(
         self, now: float, shards: Collection[int] | None = None, limit: int = 1000
@@ -362,6 +421,50 @@ class RedisStore:
         for key in keys:
             pipe.get(key)
         return list(await pipe.execute())
+
+    async def _read_kept(
+        self, ids: list[str], keys: list[bytes], kept: dict[str, ContactState]
+    ) -> list[bytes | None]:
+        """`_read`, but states kept in memory are only read back when Redis holds another
+        revision (written elsewhere: another worker, a merge across partitions). One round
+        trip. Kept states that are still current go to `kept` (and leave the cache: the
+        caller changes them; `save` keeps them again)."""
+        cached = self._cached
+        mine = [i for i, cid in enumerate(ids) if cid in cached]
+        if not mine:
+            return await self._read(keys)
+        others = [i for i, cid in enumerate(ids) if cid not in cached]
+        pipe = self._redis.pipeline(transaction=False)
+        if others:
+            pipe.mget([keys[i] for i in others])
+        heads = [cached[ids[i]][1] for i in mine]
+        pipe.eval(_READ_IF_CHANGED, len(mine), *[keys[i] for i in mine], *heads)
+        results = await pipe.execute()
+        raws: list[bytes | None] = [None] * len(ids)
+        if others:
+            for i, raw in zip(others, results[0], strict=True):
+                raws[i] = raw
+        for i, reply in zip(mine, results[-1], strict=True):
+            state, _ = cached.pop(ids[i])
+            if reply == 0:
+                kept[ids[i]] = state
+            else:
+                raws[i] = reply
+        return raws
+
+    def _keep(self, batch: dict[str, ContactState], revisions: dict[str, bytes]) -> None:
+        """Keep the states just written, the oldest kept going first beyond `state_cache`."""
+        cached = self._cached
+        for cid, start in revisions.items():
+            cached[cid] = (batch[cid], start)
+        excess = len(cached) - self.state_cache
+        if excess > 0:
+            for cid in list(itertools.islice(cached, excess)):
+                del cached[cid]
+
+    def forget_states(self) -> None:
+        """Drop the states kept in memory (they are read from Redis again)."""
+        self._cached.clear()
 
     async def _stored_timers(self, contact_ids: list[str]) -> dict[str, dict[str, float]]:
         """{timer id: due} of the stored states of contacts this store knows nothing of."""

@@ -214,7 +214,10 @@ def _open_store(settings: Settings) -> Any:
         from nudge.engine.stores.redis import RedisStore
 
         return RedisStore.from_url(
-            settings.redis_url, partitions=settings.partitions, key_prefix=settings.redis_key_prefix
+            settings.redis_url,
+            partitions=settings.partitions,
+            key_prefix=settings.redis_key_prefix,
+            state_cache=settings.state_cache,
         )
     from nudge.engine.stores.memory import MemoryStore
 

@@ -147,7 +147,10 @@ class Services:
 
             redis_store = importlib.import_module("nudge.engine.stores.redis")
             store = redis_store.RedisStore.from_url(
-                settings.redis_url, partitions=p, key_prefix=settings.redis_key_prefix
+                settings.redis_url,
+                partitions=p,
+                key_prefix=settings.redis_key_prefix,
+                state_cache=settings.state_cache,
             )
             marks = RedisMarks(settings.redis_url, settings.actions_topic)
         else:

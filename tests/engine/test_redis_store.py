@@ -22,6 +22,7 @@ from nudge.connectors.ledger import ledger_key
 from nudge.devservers import RedisServer
 from nudge.engine.partitioning import partition_for
 from nudge.engine.state import ContactState, ContactStore, TimerRef
+from nudge.engine.stores import redis as redis_module
 from nudge.engine.stores.redis import RedisStore, StoreConfigError, StoreDataError
 
 pytestmark = pytest.mark.redis
@@ -69,6 +70,16 @@ class TestRedisStore(StoreContract):
     @pytest.fixture
     async def store(self, redis_url: str, prefix: str, admin: Redis) -> AsyncIterator[ContactStore]:
         s = RedisStore.from_url(redis_url, partitions=PARTITIONS, key_prefix=prefix)
+        yield s
+        await s.close()
+
+
+class TestRedisStoreKeepingStates(StoreContract):
+    """The contract holds with saved states kept in memory between load and save."""
+
+    @pytest.fixture
+    async def store(self, redis_url: str, prefix: str, admin: Redis) -> AsyncIterator[ContactStore]:
+        s = RedisStore.from_url(redis_url, partitions=PARTITIONS, key_prefix=prefix, state_cache=8)
         yield s
         await s.close()
 
@@ -589,3 +600,96 @@ async def test_load_of_repeated_ids_and_empty_batches(store: RedisStore) -> None
 
 def test_redis_server_fixture_is_real(redis_server: RedisServer) -> None:
     assert redis_server.running
+
+
+# ---------------------------------------------------------------------- kept states
+
+
+@pytest.fixture
+async def keeping(redis_url: str, prefix: str, admin: Redis) -> AsyncIterator[RedisStore]:
+    s = RedisStore.from_url(redis_url, partitions=PARTITIONS, key_prefix=prefix, state_cache=3)
+    yield s
+    await s.close()
+
+
+async def test_a_kept_state_comes_back_without_being_read_again(
+    keeping: RedisStore, admin: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = _full_state("c-1")
+    await keeping.save([state, _full_state("c-2")])
+    keeping.forget_states()
+    await keeping.save([state])  # c-1 kept, c-2 not
+    decoded: list[bytes] = []
+    original = redis_module._decode
+
+    def counting(key: bytes, raw: bytes) -> ContactState:
+        decoded.append(key)
+        return original(key, raw)
+
+    monkeypatch.setattr(redis_module, "_decode", counting)
+    with watch_wire(monkeypatch) as wire:
+        loaded = await keeping.load(["c-1", "c-2"])
+    assert loaded["c-1"] is state
+    assert loaded["c-2"].contact_id == "c-2" and loaded["c-2"].timers
+    assert decoded == [keeping.state_key("c-2")]
+    assert wire.round_trips == 1
+    assert sorted(flatten(wire.names())) == ["EVAL", "MGET"]
+    stored = orjson.loads(await admin.get(keeping.state_key("c-1")))
+    assert stored.pop("rev")
+    assert stored == orjson.loads(orjson.dumps(state.to_dict()))
+
+
+async def test_a_state_written_elsewhere_is_read_again(
+    keeping: RedisStore, redis_url: str, prefix: str
+) -> None:
+    await keeping.save([_full_state("c-1")])
+    other = RedisStore.from_url(redis_url, partitions=PARTITIONS, key_prefix=prefix)
+    try:
+        theirs = (await other.load(["c-1"]))["c-1"]
+        theirs.traits["score"] = 99
+        await other.save([theirs])
+    finally:
+        await other.close()
+    mine = (await keeping.load(["c-1"]))["c-1"]
+    assert mine.traits["score"] == 99
+
+
+async def test_a_state_deleted_elsewhere_comes_back_empty(
+    keeping: RedisStore, admin: Redis
+) -> None:
+    await keeping.save([_full_state("c-1")])
+    await admin.delete(keeping.state_key("c-1"))
+    state = (await keeping.load(["c-1"]))["c-1"]
+    assert state == ContactState("c-1")
+
+
+async def test_a_state_handed_out_and_not_saved_is_read_again(keeping: RedisStore) -> None:
+    """A batch that fails half-way leaves its states changed in memory and not saved: the
+    next load must not hand out those changes."""
+    await keeping.save([_full_state("c-1")])
+    state = (await keeping.load(["c-1"]))["c-1"]
+    state.traits["score"] = 1234
+    again = (await keeping.load(["c-1"]))["c-1"]
+    assert again is not state
+    assert again.traits.get("score") != 1234
+
+
+async def test_at_most_state_cache_states_are_kept(keeping: RedisStore) -> None:
+    states = [_full_state(f"c-{i}") for i in range(5)]
+    await keeping.save(states)
+    loaded = await keeping.load([s.contact_id for s in states])
+    assert [loaded[s.contact_id] is s for s in states] == [False, False, True, True, True]
+
+
+async def test_a_cluster_store_keeps_no_states(
+    redis_cluster: RedisClusterServer, prefix: str, cluster_admin: RedisCluster
+) -> None:
+    s = RedisStore.from_url(
+        redis_cluster.url, partitions=PARTITIONS, key_prefix=prefix, cluster=True, state_cache=5
+    )
+    try:
+        state = _full_state("c-1")
+        await s.save([state])
+        assert (await s.load(["c-1"]))["c-1"] is not state
+    finally:
+        await s.close()
