@@ -25,7 +25,14 @@ import structlog
 
 from .processor import StreamProcessor
 
-__all__ = ["OPTION_HELP", "StreamOptions", "build_app", "faust_broker_url", "run_app"]
+__all__ = [
+    "OPTION_HELP",
+    "BatchCollector",
+    "StreamOptions",
+    "build_app",
+    "faust_broker_url",
+    "run_app",
+]
 
 _log = structlog.get_logger("nudge.engine.stream")
 
@@ -68,6 +75,29 @@ OPTION_HELP = {
     "commit_interval": "seconds between offset commits",
     "fetch_wait": "seconds a fetch may wait at the broker for data",
 }
+
+
+class BatchCollector:
+    """When the cyclic garbage collector looks at what: a batch pause, not a heap scan.
+
+    Left to itself, the collector scans the whole heap each time it has grown by a quarter;
+    with thousands of contact states kept in memory that is a pause of 100 ms and more, a few
+    times a minute (measured: the worst latencies). Instead, what survives a batch is moved
+    out of its sight (`gc.freeze`: the engine's data has no cycles and is freed by reference
+    counting as usual), and every `full_every` batches it is handed back for one full
+    collection, so cycles made meanwhile (exceptions, library internals) are still freed.
+    """
+
+    def __init__(self, full_every: int = 10_000) -> None:
+        self.full_every = full_every
+        self.batches = 0
+
+    def after_batch(self) -> None:
+        self.batches += 1
+        if self.batches % self.full_every == 0:
+            gc.unfreeze()
+            gc.collect()
+        gc.freeze()
 
 
 def _scratch_dir() -> str:
@@ -146,6 +176,8 @@ def build_app(
     def owned(tps: Iterable[Any]) -> set[int]:
         return {tp.partition for tp in tps if tp.topic == events_topic}
 
+    collector = BatchCollector()
+
     async def consume(stream: Any) -> None:
         async for events in stream.noack_take(options.batch_records, within=options.batch_within):
             await processor.handle(
@@ -153,6 +185,7 @@ def build_app(
             )
             for event in events:
                 await stream.ack(event)
+            collector.after_batch()
 
     app.agent(topic, name="nudge-events")(consume)
 
