@@ -49,14 +49,17 @@ class MarkStore:
 
 
 class RedisMarks(MarkStore):
-    """Marks as plain Redis keys `nudge:actions-mark:<actions topic>:<partition>`."""
+    """Marks as plain Redis keys `<key_prefix>:actions-mark:{<actions topic>}:<partition>`.
 
-    def __init__(self, url: str, topic: str) -> None:
+    The topic is the keys' hash tag: the marks of one topic share a Redis Cluster slot, so one
+    `MGET` reads them on a cluster too (`?cluster=true` in the URL)."""
+
+    def __init__(self, url: str, topic: str, key_prefix: str = "nudge") -> None:
         super().__init__()
-        from redis.asyncio import Redis
+        from .stores.redis import client_from_url
 
-        self.redis = Redis.from_url(url)
-        self.prefix = f"nudge:actions-mark:{topic}:"
+        self.redis = client_from_url(url)
+        self.prefix = f"{key_prefix}:actions-mark:{{{topic}}}:"
 
     async def get(self, partitions: Collection[int]) -> dict[int, int | None]:
         ordered = sorted(partitions)
@@ -66,10 +69,8 @@ class RedisMarks(MarkStore):
         return {p: None if v is None else int(v) for p, v in zip(ordered, values, strict=True)}
 
     async def set(self, marks: dict[int, int]) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for p, offset in marks.items():
-                pipe.set(f"{self.prefix}{p}", offset)
-            await pipe.execute()
+        if marks:
+            await self.redis.mset({f"{self.prefix}{p}": offset for p, offset in marks.items()})
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -80,7 +80,7 @@ from redis.asyncio.cluster import RedisCluster
 from ..partitioning import partition_for
 from ..state import ContactState, TimerRef, TimerSummary
 
-__all__ = ["RedisStore", "StoreConfigError", "StoreDataError"]
+__all__ = ["RedisStore", "StoreConfigError", "StoreDataError", "client_from_url"]
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -209,14 +209,8 @@ class RedisStore:
         `cluster` None reads the URL's `cluster` query parameter (`?cluster=true`); other
         options go to redis-py. Responses are always bytes (`decode_responses` is forced off).
         """
-        url, from_query = _split_cluster_flag(url)
-        use_cluster = from_query if cluster is None else cluster
         options["decode_responses"] = False
-        client: Redis | RedisCluster
-        if use_cluster:
-            client = RedisCluster.from_url(url, **options)
-        else:
-            client = Redis.from_url(url, **options)
+        client = client_from_url(url, cluster=cluster, **options)
         return cls(
             client,
             partitions=partitions,
@@ -619,6 +613,17 @@ def _decode(key: bytes, raw: bytes) -> ContactState:
         return ContactState.from_dict(data)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise StoreDataError(f"{key!r} does not hold a contact state: {exc!r}") from exc
+
+
+def client_from_url(
+    url: str, *, cluster: bool | None = None, **options: Any
+) -> Redis | RedisCluster:
+    """A redis-py asyncio client for `url`: a `RedisCluster` when `cluster` is true, or when
+    it is None and the URL says `?cluster=true` (the parameter is not passed on)."""
+    url, from_query = _split_cluster_flag(url)
+    if from_query if cluster is None else cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, **options)
 
 
 def _split_cluster_flag(url: str) -> tuple[str, bool]:

@@ -152,7 +152,9 @@ class Services:
                 key_prefix=settings.redis_key_prefix,
                 state_cache=settings.state_cache,
             )
-            marks = RedisMarks(settings.redis_url, settings.actions_topic)
+            marks = RedisMarks(
+                settings.redis_url, settings.actions_topic, settings.redis_key_prefix
+            )
         else:
             _log.warning(
                 "worker.memory_state",
