@@ -7,7 +7,10 @@
 Per batch: one `load` for every contact involved (the events' contacts, anonymous contacts
 to merge, contacts with timers falling due within the batch's time span), then, for each
 event in input order: fire the timers due before it (strictly: events at T come before
-timers due at T), handle it; then one `save` of every state that changed.
+timers due at T), handle it; then one `save` of every state that changed. When more timers
+fall due within a batch than one query returns (`timer_batch`, say at the end of quiet hours,
+when every deferred email falls due at once), the batch is cut after the last event those
+timers cover, and the rest runs with a query of its own.
 """
 
 from __future__ import annotations
@@ -65,32 +68,40 @@ class Runner:
             return out
         # One due-timer query covers the batch: timers due before its first event fire
         # before that event, as before any other.
-        await self._process(batch, out, top=True)
+        await self._process(batch, out)
         return out
 
-    async def _process(self, batch: Sequence[Event], out: Decision, top: bool = False) -> None:
-        horizon = max(self.clock.now(), *(e.ts for e in batch))
-        refs = await self.store.due_timers(
+    async def _due_before(self, horizon: float) -> list[TimerRef]:
+        return await self.store.due_timers(
             math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
         )
-        if len(refs) >= self.timer_batch and top:
-            # More due than a chunk holds (a backlog): first fire those due before the batch.
-            first = max(self.clock.now(), batch[0].ts)
-            await self._fire_until(math.nextafter(first, -math.inf), out)
-            refs = await self.store.due_timers(
-                math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
-            )
+
+    async def _process(
+        self, batch: Sequence[Event], out: Decision, *, drained: bool = False
+    ) -> None:
+        horizon = max(self.clock.now(), *(e.ts for e in batch))
+        refs = await self._due_before(horizon)
         if len(refs) >= self.timer_batch:
-            if len(batch) > 1:
-                half = len(batch) // 2
-                await self._process(batch[:half], out)
-                await self._process(batch[half:], out)
+            # More due within the batch than one query returns. The refs are the earliest
+            # ones: complete for the events up to the last ref's due time (an event at T
+            # comes before the timers due at T). Run those events, then the rest afresh.
+            last = refs[-1].due
+            now = self.clock.now()
+            k = 0
+            for e in batch:
+                now = max(now, e.ts)
+                if now > last:
+                    break
+                k += 1
+            if k:
+                await self._process(batch[:k], out)
+                await self._process(batch[k:], out)
                 return
-            # one event after more due timers than a chunk holds: fire them all first
-            await self._fire_until(math.nextafter(horizon, -math.inf), out)
-            refs = await self.store.due_timers(
-                math.nextafter(horizon, -math.inf), self.shards, self.timer_batch
-            )
+            if not drained:  # a backlog before the first event: fire it in chunks, ask again
+                await self._fire_until(math.nextafter(now, -math.inf), out)
+                await self._process(batch, out, drained=True)
+                return
+            # what is left due before the first event cannot fire (stale index entries)
         ids: set[str] = {e.contact_id for e in batch}
         ids.update(e.anonymous_id for e in batch if e.anonymous_id is not None)
         ids.update(ref.contact_id for ref in refs)

@@ -118,6 +118,40 @@ async def test_batches_and_timer_chunks_do_not_change_the_order() -> None:
     assert small.stats.timers_fired == one.stats.timers_fired == 60
 
 
+class CountingStore(MemoryStore):
+    """A MemoryStore that counts its due-timer queries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = 0
+
+    async def due_timers(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries += 1
+        return await super().due_timers(*args, **kwargs)
+
+
+async def test_more_timers_due_at_one_instant_than_a_query_returns() -> None:
+    """At the end of quiet hours every deferred action falls due at once: the events around
+    that instant still see them in due order, and the batch is not re-queried per event."""
+    arming = [event(f"p{i}", "pong", f"c{i}", T + i * 1e-3, n=i) for i in range(40)]
+    at_once = T + 3600  # every `later` timer falls due at 11:00 (to the millisecond)
+    around = [
+        event(f"q{i}", "ping", f"d{i}", at_once - 5 + i * 0.25, n=100 + i) for i in range(40)
+    ]
+    whole = Runner(Engine(HOOK), MemoryStore(), ManualClock())
+    await whole.process(arming)
+    expected = (await whole.process(around)).actions
+    store = CountingStore()
+    chunked = Runner(Engine(HOOK), store, ManualClock(), timer_batch=8)
+    await chunked.process(arming)
+    store.queries = 0
+    got = (await chunked.process(around)).actions
+    assert [a.to_json() for a in got] == [a.to_json() for a in expected]
+    names = [a.name for a in got]
+    assert names.index("later") > 0 and names.count("later") == 40  # pings at 10:59:55 first
+    assert store.queries <= 2 * (40 // 8 + 2)
+
+
 async def test_events_of_a_merged_contact_go_to_the_known_one_in_later_batches() -> None:
     rules = ruleset(
         """
