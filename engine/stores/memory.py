@@ -8,6 +8,7 @@ brings the timer index up to date.
 from __future__ import annotations
 
 import heapq
+from operator import is_
 from collections.abc import Collection, Iterable
 
 from ..partitioning import partition_for
@@ -56,8 +57,8 @@ class MemoryStore:
                 continue
             now = tuple(timers.values())
             known = indexed.get(cid)
-            if known == now:  # the usual case: the same Timer objects (compared by identity)
-                continue
+            if known is not None and len(known) == len(now) and all(map(is_, known, now)):
+                continue  # the usual case: the same Timer objects
             heap = self._heaps[self._shard(cid)]
             old = {id(t) for t in known} if known else set()  # `known` keeps them alive
             for timer in now:
