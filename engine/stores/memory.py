@@ -8,8 +8,8 @@ brings the timer index up to date.
 from __future__ import annotations
 
 import heapq
-from operator import is_
 from collections.abc import Collection, Iterable
+from operator import is_
 
 from ..partitioning import partition_for
 from ..state import ContactState, Timer, TimerRef, TimerSummary
