@@ -135,9 +135,7 @@ async def test_more_timers_due_at_one_instant_than_a_query_returns() -> None:
     that instant still see them in due order, and the batch is not re-queried per event."""
     arming = [event(f"p{i}", "pong", f"c{i}", T + i * 1e-3, n=i) for i in range(40)]
     at_once = T + 3600  # every `later` timer falls due at 11:00 (to the millisecond)
-    around = [
-        event(f"q{i}", "ping", f"d{i}", at_once - 5 + i * 0.25, n=100 + i) for i in range(40)
-    ]
+    around = [event(f"q{i}", "ping", f"d{i}", at_once - 5 + i * 0.25, n=100 + i) for i in range(40)]
     whole = Runner(Engine(HOOK), MemoryStore(), ManualClock())
     await whole.process(arming)
     expected = (await whole.process(around)).actions
