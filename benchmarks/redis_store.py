@@ -259,6 +259,16 @@ async def run(args: argparse.Namespace, url: str) -> None:
             "RedisStore (cluster, GET/SET)" if args.cluster else "RedisStore (string, MGET/MSET)"
         )
         await measure(label, engine, batches, store.load, store.save)
+        if not args.cluster:  # a worker's case: the states it saved itself, kept in memory
+            keeping = RedisStore.from_url(
+                url, partitions=args.partitions, key_prefix=prefix, state_cache=len(states)
+            )
+            try:
+                await populate(keeping.save, states, args.batch)
+                await measure("RedisStore, states kept in memory", engine, batches,
+                              keeping.load, keeping.save)  # fmt: skip
+            finally:
+                await keeping.close()
         if args.compare and not args.cluster:
             per_key = KeyPerCommand(admin, prefix)
             await populate(per_key.save, states, args.batch)
