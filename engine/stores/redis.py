@@ -307,7 +307,8 @@ class RedisStore:
             indexed = {tid: t.due for tid, t in timers.items()}
             now_indexed[cid] = indexed
             self._cached.pop(cid, None)
-            if any(value for name, value in data.items() if name != "contact_id"):
+            # Anything besides the id (traits, the usual case, first: a cheap answer).
+            if data["traits"] or any(v for k, v in data.items() if k != "contact_id"):
                 blob = orjson.dumps(data)
                 if caching:  # `{"rev":"<revision>",` + the state's own fields
                     start = _REV_HEAD + f"{self._rev_base}{self._rev_next:x}".encode() + b'"'
