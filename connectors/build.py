@@ -129,6 +129,7 @@ def build_connectors(
             templates,
             tracker,
             timeout=settings.smtp_timeout,
+            connections=settings.smtp_connections,
         )
     else:
         from_addr = settings.smtp_from or _DEV_FROM
@@ -231,6 +232,9 @@ def build_dispatcher(
     connectors = build_connectors(
         settings, http_client=http_client, content_store=content_store, templates=templates
     )
+    mail = connectors.get("email")
+    if isinstance(mail, EmailConnector):
+        closers.append(mail.aclose)  # its open SMTP sessions
     return Dispatcher(
         connectors,
         ledger,

@@ -11,9 +11,12 @@ bounce, a refused or timed-out connection is retryable, a refused login is perma
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import hashlib
 import re
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -33,7 +36,7 @@ from nudge.connectors.base import (
 from nudge.connectors.templates import Templates, template_context
 from nudge.connectors.tracking import Tracker
 
-__all__ = ["EmailConnector", "compose_email", "message_id_for"]
+__all__ = ["EmailConnector", "SmtpSessions", "compose_email", "message_id_for"]
 
 # Headers are not folded below 998 characters, the line limit of RFC 5322: mail clients
 # expect `List-Unsubscribe: <url>` as it is, not split or encoded.
@@ -99,8 +102,90 @@ def compose_email(
     return message
 
 
+class SmtpSessions:
+    """Open SMTP sessions to one server, reused from message to message.
+
+    At most `size` at once (a sender waits for a free one). A session idle for `idle`
+    seconds or more is closed rather than reused (servers drop idle clients, commonly after
+    a minute or five), and one that has sent `per_session` messages is closed after the last
+    of them (some servers cap messages per connection). A session that failed in any way is
+    closed, never reused: a message is never sent again on a session in an unknown state.
+    """
+
+    def __init__(
+        self,
+        target: SmtpTarget,
+        *,
+        timeout: float,
+        size: int = 4,
+        idle: float = 30.0,
+        per_session: int = 100,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size}")
+        self.target = target
+        self.timeout = timeout
+        self.idle = idle
+        self.per_session = per_session
+        self.clock = clock
+        self.opened = 0  # sessions opened so far
+        self._free = asyncio.Semaphore(size)
+        self._idle: list[tuple[aiosmtplib.SMTP, float, int]] = []  # (session, last used, sent)
+
+    async def send(self, message: bytes, sender: str, recipients: list[str]) -> str:
+        """Send on a free session; returns the server's reply to the message."""
+        async with self._free:
+            session, sent = await self._take()
+            try:
+                _, reply = await session.sendmail(sender, recipients, message)
+            except BaseException:
+                session.close()  # its state is unknown: never reused
+                raise
+            sent += 1
+            if sent >= self.per_session:
+                await _quit(session)
+            else:
+                self._idle.append((session, self.clock(), sent))
+            return reply
+
+    async def aclose(self) -> None:
+        """Say goodbye to the idle sessions."""
+        idle, self._idle = self._idle, []
+        for session, _, _ in idle:
+            await _quit(session)
+
+    async def _take(self) -> tuple[aiosmtplib.SMTP, int]:
+        now = self.clock()
+        while self._idle:
+            session, last_used, sent = self._idle.pop()
+            if now - last_used < self.idle and session.is_connected:
+                return session, sent
+            await _quit(session)
+        t = self.target
+        session = aiosmtplib.SMTP(
+            hostname=t.host,
+            port=t.port,
+            username=t.username,
+            password=t.password,
+            use_tls=t.use_tls,
+            start_tls=t.start_tls,
+            timeout=self.timeout,
+        )
+        await session.connect()
+        self.opened += 1
+        return session, 0
+
+
+async def _quit(session: aiosmtplib.SMTP) -> None:
+    try:
+        await session.quit()
+    except (aiosmtplib.SMTPException, OSError):
+        session.close()
+
+
 class EmailConnector:
-    """Sends email actions through one SMTP server (a connection per message)."""
+    """Sends email actions through one SMTP server, over reused sessions (`SmtpSessions`)."""
 
     def __init__(
         self,
@@ -110,12 +195,14 @@ class EmailConnector:
         tracker: Tracker,
         *,
         timeout: float = 30.0,
+        connections: int = 4,
     ) -> None:
         self.target = target
         self.from_addr = from_addr
         self.templates = templates
         self.tracker = tracker
         self.timeout = timeout
+        self.sessions = SmtpSessions(target, timeout=timeout, size=connections)
 
     async def deliver(self, action: Action) -> Outcome:
         message = compose_email(
@@ -124,23 +211,19 @@ class EmailConnector:
         message_id = str(message["Message-ID"])
         t = self.target
         try:
-            _, reply = await aiosmtplib.send(
+            reply = await self.sessions.send(
                 message.as_bytes(policy=_WIRE),
-                sender=parseaddr(self.from_addr)[1],
-                recipients=[str(message["To"])],
-                hostname=t.host,
-                port=t.port,
-                username=t.username,
-                password=t.password,
-                use_tls=t.use_tls,
-                start_tls=t.start_tls,
-                timeout=self.timeout,
+                parseaddr(self.from_addr)[1],
+                [str(message["To"])],
             )
         except aiosmtplib.SMTPException as exc:
             raise _classify(exc, t) from exc
         except OSError as exc:  # refused, unreachable, reset
             raise RetryableError(f"SMTP {t.host}:{t.port} unreachable", detail=str(exc)) from exc
         return Outcome("sent", detail=reply.strip(), provider_id=message_id)
+
+    async def aclose(self) -> None:
+        await self.sessions.aclose()
 
 
 def _classify(exc: aiosmtplib.SMTPException, target: SmtpTarget) -> DeliveryError:

@@ -98,6 +98,7 @@ class Settings:
         "auto", "choice", choices=("auto", "on", "off")
     )
     smtp_timeout: float = _setting(30.0, "duration")
+    smtp_connections: int = _setting(4, "int", minimum=1)
     sms_url: str | None = _setting(None, "optional_str")
     sms_token: str | None = _setting(None, "optional_str", secret=True)
     sms_from: str | None = _setting(None, "optional_str")

@@ -138,11 +138,20 @@ class _Handler:
         self.envelopes: list[tuple[str, list[str]]] = []
         self.replies: dict[str, list[str]] = {"rcpt": [], "data": []}
         self.attempts = 0
+        self.greetings = 0  # EHLO commands: one per SMTP session
 
     def _scripted(self, stage: str) -> str | None:
         with self.lock:
             queue = self.replies[stage]
             return queue.pop(0) if queue else None
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.greetings += 1
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
@@ -178,6 +187,12 @@ class MailServer:
     def messages(self) -> list[EmailMessage]:
         with self.handler.lock:
             return list(self.handler.messages)
+
+    @property
+    def sessions(self) -> int:
+        """SMTP sessions opened (EHLO commands seen)."""
+        with self.handler.lock:
+            return self.handler.greetings
 
     @property
     def attempts(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -12,7 +13,7 @@ import pytest
 
 from nudge.config import parse_smtp_url
 from nudge.connectors.base import BounceError, PermanentError, RetryableError
-from nudge.connectors.email import EmailConnector
+from nudge.connectors.email import EmailConnector, SmtpSessions
 from nudge.connectors.templates import TemplateError, Templates
 from nudge.connectors.tracking import Tracker, verify_token
 
@@ -144,3 +145,72 @@ async def test_nothing_to_send_is_permanent(
     with pytest.raises(TemplateError, match="missing template"):
         await connector(mail_server.url(), templates=tmp_path).deliver(make_action("email"))
     assert mail_server.attempts == 0
+
+
+# ---------------------------------------------------------------------- sessions
+
+
+async def test_messages_share_one_session(
+    mail_server: Any, make_action: Callable[..., dict[str, Any]]
+) -> None:
+    email = connector(mail_server.url())
+    for _ in range(5):
+        assert (await email.deliver(make_action("email"))).status == "sent"
+    assert len(mail_server.messages) == 5
+    assert mail_server.sessions == 1
+    await email.aclose()
+
+
+async def test_concurrent_messages_use_at_most_the_configured_sessions(
+    mail_server: Any, make_action: Callable[..., dict[str, Any]]
+) -> None:
+    email = EmailConnector(
+        parse_smtp_url(mail_server.url(), "off"),
+        FROM,
+        Templates(TEMPLATES),
+        Tracker(SECRET, BASE),
+        connections=2,
+    )
+    outcomes = await asyncio.gather(*(email.deliver(make_action("email")) for _ in range(12)))
+    assert [o.status for o in outcomes] == ["sent"] * 12
+    assert len(mail_server.messages) == 12
+    assert 1 <= mail_server.sessions <= 2
+    await email.aclose()
+
+
+async def test_a_failed_session_is_not_reused(
+    mail_server: Any, make_action: Callable[..., dict[str, Any]]
+) -> None:
+    email = connector(mail_server.url())
+    await email.deliver(make_action("email"))
+    mail_server.reply_next("data", "451 4.3.0 try again later")
+    with pytest.raises(RetryableError):
+        await email.deliver(make_action("email"))
+    assert (await email.deliver(make_action("email"))).status == "sent"
+    assert mail_server.sessions == 2
+    assert len(mail_server.messages) == 2
+    await email.aclose()
+
+
+async def test_idle_and_used_up_sessions_are_replaced(
+    mail_server: Any, make_action: Callable[..., dict[str, Any]]
+) -> None:
+    now = [0.0]
+    sessions = SmtpSessions(
+        parse_smtp_url(mail_server.url(), "off"),
+        timeout=5.0,
+        idle=30.0,
+        per_session=3,
+        clock=lambda: now[0],
+    )
+    email = connector(mail_server.url())
+    email.sessions = sessions
+    for _ in range(3):  # the third message uses the session up
+        await email.deliver(make_action("email"))
+    await email.deliver(make_action("email"))
+    assert mail_server.sessions == 2
+    now[0] += 31.0  # idle too long
+    await email.deliver(make_action("email"))
+    assert mail_server.sessions == 3
+    assert len(mail_server.messages) == 5
+    await email.aclose()
