@@ -15,7 +15,8 @@ Redis:
 4. latency: the full pipeline under a steady offered load of half its measured rate, with
    `demo_requested` probes (1% of the events) whose `sales_alert` action is timed from the
    moment the event was sent to the moment the action arrives on the actions topic (after
-   `--warmup` seconds of the same load, not counted);
+   `--warmup` seconds of the same load, not counted); the load is packed into records
+   before the phase, and only its timestamps are filled in as it is sent;
 5. two workers sharing the partitions, over the same backlog.
 
 The trivial agent runs twice: over one event per Kafka record (what a plain faust
