@@ -208,10 +208,6 @@ def build_app(
 
     async def assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
         await processor.assign(owned(args[0] if args else ()))
-        # What is alive once running (faust, aiokafka, the ruleset, modules) lives as long as
-        # the worker: keep it out of the collector's full scans, which otherwise pause a
-        # batch for tens of milliseconds (the p99 latency).
-        gc.freeze()
 
     app.on_partitions_revoked.connect(cast(Any, revoked))  # mode's handler type is too narrow
     app.on_partitions_assigned.connect(cast(Any, assigned))

@@ -457,10 +457,6 @@ class RedisStore:
             for cid in list(itertools.islice(cached, excess)):
                 del cached[cid]
 
-    def forget_states(self) -> None:
-        """Drop the states kept in memory (they are read from Redis again)."""
-        self._cached.clear()
-
     async def _stored_timers(self, contact_ids: list[str]) -> dict[str, dict[str, float]]:
         """{timer id: due} of the stored states of contacts this store knows nothing of."""
         keys = [self.state_key(cid) for cid in contact_ids]

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,21 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 Event = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[Any]:
+    """A 3-node Redis Cluster on loopback, for the test module (redis_cluster.py)."""
+    from redis_cluster import RedisClusterServer
+
+    with RedisClusterServer(nodes=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own on the shared Redis."""
+    return f"t{uuid.uuid4().hex[:12]}"
 
 
 def at(hhmm: str, day: int = 20, month: int = 11) -> str:

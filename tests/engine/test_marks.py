@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from redis.asyncio import Redis
 from redis.crc import key_slot
@@ -13,17 +10,6 @@ from redis_cluster import RedisClusterServer
 from nudge.engine.publisher import RedisMarks
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[RedisClusterServer]:
-    with RedisClusterServer(nodes=3) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
 
 
 async def test_marks_round_trip_under_the_key_prefix(redis_url: str, prefix: str) -> None:
