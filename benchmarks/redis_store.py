@@ -109,7 +109,7 @@ async def measure(
 def codec(states: Sequence[ContactState]) -> None:
     """The part of load and save that is not Redis: JSON to `ContactState` and back."""
     t0 = time.perf_counter()
-    blobs = [orjson.dumps(s.to_dict()) for s in states]
+    blobs = [s.to_json() for s in states]
     t1 = time.perf_counter()
     with paused_gc():
         for blob in blobs:
@@ -205,7 +205,7 @@ class KeyPerCommand:
     async def save(self, states: Iterable[ContactState]) -> None:
         pipe = self.client.pipeline(transaction=True)
         for state in states:
-            pipe.set(self.key(state.contact_id), orjson.dumps(state.to_dict()))
+            pipe.set(self.key(state.contact_id), state.to_json())
         await pipe.execute()
 
 
@@ -214,7 +214,7 @@ async def memory_per_contact(
 ) -> str:
     sample = states[:: max(1, len(states) // 500)]
     state_bytes = [await client.memory_usage(store.state_key(s.contact_id)) or 0 for s in sample]
-    json_bytes = [len(orjson.dumps(s.to_dict())) for s in sample]
+    json_bytes = [len(s.to_json()) for s in sample]
     index_bytes = 0
     entries = 0
     for shard in range(store.partitions):

@@ -16,6 +16,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
+import orjson
+
 from .actions import Action
 from .events import Event
 
@@ -57,6 +59,10 @@ class Timer:
     - `wait` (the rest of a rule after `wait D`): `{"bindings": {name: Event}, "step": int,
       "trigger": str}`: the bound events, the index of the next step, the triggering event id.
     - `deliver` (an action deferred by quiet hours): `{"action": Action}`.
+
+    A timer is never changed once armed (neither its `due` nor its payload): re-arming makes
+    a new `Timer`. Stores rely on it: the memory store indexes timers by identity, and
+    `encoded()` keeps the timer's JSON.
     """
 
     id: str
@@ -65,6 +71,15 @@ class Timer:
     kind: str
     due: float
     payload: dict[str, Any]
+    _json: orjson.Fragment | None = field(default=None, init=False, compare=False, repr=False)
+
+    def encoded(self) -> orjson.Fragment:
+        """`to_dict()` as JSON, made once: a state is saved after every batch that touches it,
+        and its timers (events, bindings, actions) are most of its bytes and objects."""
+        out = self._json
+        if out is None:
+            out = self._json = orjson.Fragment(orjson.dumps(self.to_dict()))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -151,6 +166,29 @@ class ContactState:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-native form of the state (it shares containers with it: serialise at once)."""
+        return self._data({tid: t.to_dict() for tid, t in self.timers.items()})
+
+    def to_json(self) -> bytes:
+        """`to_dict()` serialised, each timer's JSON made once (`Timer.encoded`)."""
+        return orjson.dumps(self._data({tid: t.encoded() for tid, t in self.timers.items()}))
+
+    def holds_anything(self) -> bool:
+        """Whether there is more to keep than the contact id."""
+        return bool(
+            self.traits
+            or self.seen
+            or self.timers
+            or self.firings
+            or self.sends
+            or self.windows
+            or self.pending
+            or self.last_send
+            or self.engagement
+            or self.merged_into is not None
+            or self.last_inbound is not None
+        )
+
+    def _data(self, timers: dict[str, Any]) -> dict[str, Any]:
         return {
             "contact_id": self.contact_id,
             "traits": self.traits,
@@ -161,7 +199,7 @@ class ContactState:
             "pending": {
                 rule: [event_to_data(e) for e in events] for rule, events in self.pending.items()
             },
-            "timers": {tid: t.to_dict() for tid, t in self.timers.items()},
+            "timers": timers,
             "last_send": self.last_send,
             "engagement": self.engagement,
             "merged_into": self.merged_into,

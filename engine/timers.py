@@ -49,13 +49,12 @@ def arm_event_timer(ctx: Context, rule: str, kind: str, due: float, event: Event
         timers[timer_id] = timer
         ctx.d.timers.append(timer)
         return
-    if timer.due == due:
-        timer.payload["event"] = event
-        return
-    # A new Timer rather than a new `due` on the old one: stores index timers by identity.
+    # A new Timer, never a changed one (see `Timer`).
+    same_due = timer.due == due
     timer = Timer(timer_id, ctx.state.contact_id, rule, kind, due, {"event": event})
     timers[timer_id] = timer
-    ctx.d.timers.append(timer)
+    if not same_due:  # the runner has the old due time scheduled already
+        ctx.d.timers.append(timer)
 
 
 def cancel_rule_timers(ctx: Context, rule: str, kinds: tuple[str, ...]) -> int:

@@ -8,9 +8,9 @@
 
 Key layout (`key_prefix` "nudge" by default; it lets tests and tenants share one Redis):
 
-- `nudge:{<contact_id>}:state`: a string, the contact's `ContactState.to_dict()` as orjson.
-  Generic over `to_dict()`/`from_dict()`: a field added to `ContactState` needs no change
-  here. Every key of one contact carries the hash tag `{<contact_id>}`, so they share a
+- `nudge:{<contact_id>}:state`: a string, the contact's `ContactState.to_json()` (the JSON
+  of `to_dict()`). Generic over `to_dict()`/`from_dict()`: a field added to `ContactState`
+  needs no change here. Every key of one contact carries the hash tag `{<contact_id>}`, so they share a
   Cluster slot (the delivery ledger's `nudge:{<contact_id>}:sent:<action_id>` too).
 - `nudge:timers:{<shard>}`: a sorted set per shard (the Kafka partition of the contact id),
   score = due time (epoch seconds), member = `<contact_id>\\x1f<timer_id>`.
@@ -301,15 +301,13 @@ class RedisStore:
         caching = self.state_cache > 0
         revisions: dict[str, bytes] = {}
         for cid, state in batch.items():
-            data = state.to_dict()
             key = self.state_key(cid)
             timers = state.timers
             indexed = {tid: t.due for tid, t in timers.items()}
             now_indexed[cid] = indexed
             self._cached.pop(cid, None)
-            # Anything besides the id (traits, the usual case, first: a cheap answer).
-            if data["traits"] or any(v for k, v in data.items() if k != "contact_id"):
-                blob = orjson.dumps(data)
+            if state.holds_anything():
+                blob = state.to_json()
                 if caching:  # `{"rev":"<revision>",` + the state's own fields
                     start = _REV_HEAD + f"{self._rev_base}{self._rev_next:x}".encode() + b'"'
                     self._rev_next += 1

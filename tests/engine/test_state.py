@@ -5,8 +5,10 @@ from __future__ import annotations
 import orjson
 
 from nudge.engine.actions import Action
+from nudge.engine.decision import Context, Decision
 from nudge.engine.events import Event
 from nudge.engine.state import ContactState, Timer
+from nudge.engine.timers import arm_event_timer
 
 
 def test_round_trip_through_json() -> None:
@@ -31,6 +33,38 @@ def test_round_trip_through_json() -> None:
     back = ContactState.from_dict(orjson.loads(orjson.dumps(state.to_dict())))
     assert back == state
     assert back.timers["wait:r:e2:1"].payload["bindings"]["event"].inbound is False
+
+
+def test_to_json_is_the_json_of_to_dict_every_time() -> None:
+    state = ContactState("c-1", traits={"stage": "lead"}, seen={"e1": 10.0})
+    event = Event("e1", "cart_updated", "c-1", 10.0, "1970-01-01T00:00:10Z", {"value": 3.5})
+    state.timers["nfb:r"] = Timer("nfb:r", "c-1", "r", "nfb", 70.0, {"event": event})
+    first = state.to_json()
+    assert first == orjson.dumps(state.to_dict())
+    state.traits["score"] = 5  # the state changes, its timer does not
+    second = state.to_json()
+    assert second == orjson.dumps(state.to_dict())
+    assert ContactState.from_dict(orjson.loads(second)) == state
+
+
+def test_rearming_at_the_same_time_saves_the_newer_event() -> None:
+    state = ContactState("c-1")
+    ctx = Context(state, 10.0, Decision())
+    older = Event("e1", "cart_updated", "c-1", 10.0, "1970-01-01T00:00:10Z", {"n": 1})
+    newer = Event("e2", "cart_updated", "c-1", 10.0, "1970-01-01T00:00:10Z", {"n": 2})
+    arm_event_timer(ctx, "r", "nfb", 70.0, older)
+    state.to_json()  # the timer's JSON is made here
+    arm_event_timer(ctx, "r", "nfb", 70.0, newer)
+    saved = orjson.loads(state.to_json())["timers"]["nfb:r"]
+    assert saved["due"] == 70.0
+    assert saved["payload"]["event"]["$event"]["id"] == "e2"
+
+
+def test_holds_anything_besides_the_id() -> None:
+    assert not ContactState("c-1").holds_anything()
+    assert ContactState("c-1", seen={"e1": 1.0}).holds_anything()
+    assert ContactState("c-1", merged_into="c-2").holds_anything()
+    assert ContactState("c-1", engagement={"email": 1.0}).holds_anything()
 
 
 def test_window_counts_are_inclusive_at_both_ends() -> None:
