@@ -275,16 +275,19 @@ class StreamProcessor:
             await self._publish_and_save(decision, [event])
 
     async def _publish_and_save(self, decision: Decision, events: Sequence[Event] = ()) -> None:
-        """Publish, wait for the broker, then save: never the other way round.
+        """Publish, wait for the broker, then save: never the other way round (the save is
+        prepared while the broker acknowledges).
 
         If the save fails for a while, the batch runs again: what this attempt published
         is remembered as published, so the next attempt does not publish it twice.
         """
         actions = decision.actions
-        await self.publisher.publish(actions)
+        published = await self.publisher.send(actions)
         try:
-            await self.store.commit()
+            # The states are encoded while the broker acknowledges; written after.
+            await self.store.commit(after=published)
         except _TRANSIENT:
+            await published  # a broker's error here stops the worker
             self.publisher.recovered.update(a.id for a in actions)
             raise
         await self.publisher.saved(self.owned)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import orjson
 import structlog
@@ -104,8 +105,11 @@ class ActionPublisher:
 
     async def publish(self, actions: Sequence[Action]) -> int:
         """Send the actions (in order) and wait for the acknowledgements; return how many."""
-        if not actions:
-            return 0
+        return await (await self.send(actions))
+
+    async def send(self, actions: Sequence[Action]) -> asyncio.Task[int]:
+        """Send the actions (in order); the task returned waits for the acknowledgements and
+        says how many were published. Meanwhile the worker prepares the save."""
         recovered = self.recovered
         send = self.producer.send
         acks = []
@@ -116,6 +120,11 @@ class ActionPublisher:
                 continue
             partition, key, value = action_record(action, self.partitions)
             acks.append(await send(self.topic, value, key=key, partition=partition))
+        return asyncio.ensure_future(self._confirm(acks))
+
+    async def _confirm(self, acks: list[asyncio.Future[Any]]) -> int:
+        if not acks:
+            return 0
         marks = self._next_marks
         for meta in await asyncio.gather(*acks):
             if meta.offset + 1 > marks.get(meta.partition, -1):

@@ -12,7 +12,7 @@ worker finds the due timers of the partitions it owns.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -295,8 +295,11 @@ class ContactStore(Protocol):
 
     - `load(ids)`: the state of each id; a contact never saved comes back as a fresh
       `ContactState(contact_id)`. Loading never creates anything.
-    - `save(states)`: each state is written atomically together with its timer index (timers
-      added, moved or removed since it was loaded). A later `load` returns equal states.
+    - `save(states, after)`: each state is written atomically together with its timer index
+      (timers added, moved or removed since it was loaded). A later `load` returns equal
+      states. With `after`, nothing is written before that awaitable is done (nor at all if
+      it raises): the streaming worker passes the broker's acknowledgement of the batch's
+      actions, and the store prepares the write (encodes the states) meanwhile.
     - `due_timers(now, shards, limit)`: refs of timers with `due <= now`, of contacts in the
       given shards (None: all), sorted by (due, contact id, timer id), at most `limit`. It does
       not remove them: a timer leaves the index when a saved state no longer holds it.
@@ -309,7 +312,9 @@ class ContactStore(Protocol):
 
     async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]: ...
 
-    async def save(self, states: Iterable[ContactState]) -> None: ...
+    async def save(
+        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+    ) -> None: ...
 
     async def due_timers(
         self, now: float, shards: Collection[int] | None = None, limit: int = 1000

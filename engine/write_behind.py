@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 
 from .partitioning import partition_for
 from .state import ContactState, ContactStore, TimerRef, TimerSummary
@@ -64,18 +64,28 @@ class WriteBehindStore:
             out.update(await self.store.load(missing))
         return out
 
-    async def save(self, states: Iterable[ContactState]) -> None:
+    async def save(
+        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+    ) -> None:
+        """Hold the states until `commit()` (after `after`, when given)."""
+        if after is not None:
+            await after
         held = self._held
         for state in states:
             held[state.contact_id] = state
 
-    async def commit(self) -> int:
-        """Save every held state in one call; return how many."""
+    async def commit(self, after: Awaitable[object] | None = None) -> int:
+        """Save every held state in one call; return how many. With `after` (the broker's
+        acknowledgement of the batch's actions), they are written once it is done, and
+        prepared meanwhile; if it raises, nothing is written."""
         held, self._held = self._held, {}
-        if held:
-            await self.store.save(held.values())
-            if self._window_shards is not None:
-                self._update_window(held.values())
+        if not held:
+            if after is not None:
+                await after
+            return 0
+        await self.store.save(held.values(), after)
+        if self._window_shards is not None:
+            self._update_window(held.values())
         return len(held)
 
     def discard(self) -> None:

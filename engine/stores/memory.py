@@ -8,7 +8,7 @@ brings the timer index up to date.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 from operator import is_
 
 from ..partitioning import partition_for
@@ -44,7 +44,11 @@ class MemoryStore:
             out[cid] = ContactState(cid) if state is None else state
         return out
 
-    async def save(self, states: Iterable[ContactState]) -> None:
+    async def save(
+        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+    ) -> None:
+        if after is not None:
+            await after
         store = self._states
         indexed = self._indexed
         for state in states:

@@ -66,10 +66,11 @@ de-duplication memory inside the state; a state with nothing in it is deleted.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -279,9 +280,13 @@ class RedisStore:
                 gc.enable()
         return out
 
-    async def save(self, states: Iterable[ContactState]) -> None:
+    async def save(
+        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+    ) -> None:
         batch = {state.contact_id: state for state in states}
         if not batch:
+            if after is not None:
+                await after
             return
         for cid in batch:
             if SEP in cid:
@@ -300,7 +305,9 @@ class RedisStore:
         ttl = self.state_ttl
         caching = self.state_cache > 0
         revisions: dict[str, bytes] = {}
-        for cid, state in batch.items():
+        for n, (cid, state) in enumerate(batch.items(), 1):
+            if after is not None and not n % 64:
+                await asyncio.sleep(0)  # what `after` waits for (a broker's reply) gets in
             key = self.state_key(cid)
             timers = state.timers
             indexed = {tid: t.due for tid, t in timers.items()}
@@ -334,6 +341,8 @@ class RedisStore:
             if gone:
                 drops.setdefault(shard, []).extend(gone)
 
+        if after is not None:
+            await after
         try:
             if self.cluster:
                 await self._save_cluster(adds, persistent, expiring, deleted, drops)

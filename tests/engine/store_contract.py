@@ -15,9 +15,11 @@ yielding a fresh, empty store:
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import orjson
+import pytest
 
 from nudge.engine.actions import Action
 from nudge.engine.events import Event
@@ -100,6 +102,32 @@ class StoreContract:
         deliver = loaded["c-1"].timers["deliver:a-1"].payload["action"]
         assert isinstance(deliver, Action)
         assert deliver.template == "t"
+
+    async def test_save_after_writes_once_that_is_done(self, store: ContactStore) -> None:
+        gate = asyncio.Event()
+
+        async def acknowledged() -> None:
+            await gate.wait()
+
+        ids = [f"c-{n}" for n in range(200)]
+        saving = asyncio.ensure_future(store.save([_full_state(c) for c in ids], acknowledged()))
+        await asyncio.sleep(0.05)
+        assert not saving.done()
+        assert (await store.load(["c-7"]))["c-7"].is_new
+        assert await store.due_timers(math.inf) == []
+        gate.set()
+        await saving
+        loaded = await store.load(ids)
+        assert all(_as_data(loaded[c]) == _as_data(_full_state(c)) for c in ids)
+
+    async def test_save_after_that_fails_writes_nothing(self, store: ContactStore) -> None:
+        async def broker_error() -> None:
+            raise RuntimeError("not acknowledged")
+
+        with pytest.raises(RuntimeError, match="not acknowledged"):
+            await store.save([_full_state("c-1")], broker_error())
+        assert (await store.load(["c-1"]))["c-1"].is_new
+        assert await store.due_timers(math.inf) == []
 
     async def test_save_replaces_the_whole_state(self, store: ContactStore) -> None:
         await store.save([_full_state("c-1")])

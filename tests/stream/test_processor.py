@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,11 @@ class SerialisingStore:
             for cid, s in states.items()
         }
 
-    async def save(self, states: Iterable[ContactState]) -> None:
+    async def save(
+        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+    ) -> None:
+        if after is not None:
+            await after
         if self.fail_saves:
             raise redis.exceptions.ResponseError("the process died here")
         if self.flaky_saves:
