@@ -9,15 +9,21 @@ Redis:
 
 1. trivial: a faust agent that only counts the events of each packed record, consuming the
    same micro-batches as the worker (`noack_take`, acknowledged after each batch);
-2. full: `nudge worker` with the example rules and Redis state;
-3. the ratio of the two (events per second, each measured from its first batch to its last
-   over a backlog produced once the consumer is in its group);
-4. latency: the full pipeline under a steady offered load of half its measured rate, with
-   `demo_requested` probes (1% of the events) whose `sales_alert` action is timed from the
-   moment the event was sent to the moment the action arrives on the actions topic (after
-   `--warmup` seconds of the same load, not counted); the load is packed into records
-   before the phase, and only its timestamps are filled in as it is sent;
+2. full: `nudge worker` with the example rules and Redis state, over a backlog produced once
+   the consumer is in its group (events per second from its first batch to its last);
+3. the ratio of the two;
+4. sustainable: the highest steady offered load one worker keeps up with (its latency does
+   not grow through a step of `--step-seconds`), found by bisection below the backlog rate;
+   then latency at half of it: `demo_requested` probes (1% of the events) whose
+   `sales_alert` action is timed from the moment the event was sent to the moment the
+   action arrives on the actions topic (after `--warmup` seconds of the same load, not
+   counted); each load is packed into records beforehand, only its timestamps filled in as
+   it is sent;
 5. two workers sharing the partitions, over the same backlog.
+
+Every phase and step has its own topics and its own Redis keys (`NUDGE_REDIS_KEY_PREFIX`):
+none sees another's contacts or events, and Tansu (whose memory storage slows down as its
+topics grow) starts each one empty.
 
 The trivial agent runs twice: over one event per Kafka record (what a plain faust
 deployment consumes) and over the same packed records as the worker. Rates are given per
@@ -236,6 +242,7 @@ class Deployment:
             NUDGE_ACTIONS_TOPIC=self.actions,
             NUDGE_DLQ_TOPIC=f"{self.prefix}.dlq",
             NUDGE_APP_ID=self.prefix,
+            NUDGE_REDIS_KEY_PREFIX=self.prefix,  # no phase sees another's contacts
             NUDGE_LOG_LEVEL="info",
         )
         return env
@@ -363,101 +370,189 @@ async def phase_full(
     return processed / (last - first), processed / max(cpu, 1e-9)
 
 
-async def phase_latency(
+class SteadyLoad:
+    """A steady offered load on one deployment's events topic, with probes timed end to end.
+
+    `demo_requested` probes (about 1% of the events) give a `sales_alert` action each, timed
+    from the moment the event was sent to the moment the action arrives on the actions topic.
+    Each `offer` packs its load into records beforehand, each tick's records with a
+    placeholder where the timestamp goes: at send time only the time is filled in, so the
+    load generator takes little of the cores the broker, Redis and the worker share.
+    """
+
+    def __init__(self, d: Deployment, events: Sequence[Event], partitions: int) -> None:
+        self.d = d
+        self.partitions = partitions
+        self.stream = iter_forever(events)
+        self.probes = 0
+        self.sent: dict[str, float] = {}
+        self.arrived: dict[str, float] = {}
+
+    async def __aenter__(self) -> SteadyLoad:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.d.bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+        )
+        await self.consumer.start()
+        tps = [TopicPartition(self.d.actions, p) for p in range(self.partitions)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_end(*tps)
+        self.collector = asyncio.create_task(self._collect())
+        self.producer = await start_producer(self.d.bootstrap)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.collector.cancel()
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    async def _collect(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for records in batch.values():
+                for record in records:
+                    plan = (orjson.loads(record.value).get("data") or {}).get("plan")
+                    if isinstance(plan, str) and plan in self.sent:
+                        self.arrived[plan] = now
+
+    def _plan(self, rate: float, seconds: float) -> list[tuple[list[PackedRecord], list[str], int]]:
+        tick = 0.01
+        per_tick = max(1, round(rate * tick))
+        planned: list[tuple[list[PackedRecord], list[str], int]] = []
+        offered = 0
+        for _ in range(math.ceil(seconds / tick)):
+            batch = [_placeheld(next(self.stream)) for _ in range(per_tick)]
+            plans: list[str] = []
+            if offered // 100 != (offered + per_tick) // 100:  # about 1% probes
+                self.probes += 1
+                n = self.probes
+                plan = f"probe-{n}"
+                batch.append(
+                    _placeheld(Event(f"{self.d.prefix}-p{n}", "demo_requested",
+                                     f"probe-{n % 500}", 0.0, "", {"plan": plan}))
+                )  # fmt: skip
+                plans.append(plan)
+            planned.append((pack_events(batch, self.partitions), plans, len(batch)))
+            offered += per_tick
+        return planned
+
+    async def offer(
+        self, rate: float, seconds: float, *, drain: float = 30.0
+    ) -> tuple[list[tuple[float, float]], float, int]:
+        """Offer `rate` events/s for `seconds`, then wait up to `drain` seconds for the
+        probes' actions. Returns (sent at, latency) of each probe answered, the rate
+        achieved, and how many probes got no action."""
+        planned = self._plan(rate, seconds)
+        mine: list[str] = []
+        send = self.producer.send
+        offered = 0
+        started = time.monotonic()
+        for records, plans, count in planned:
+            delay = started + offered / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.time()
+            stamp = _stamp(now)
+            for plan in plans:
+                self.sent[plan] = now
+            mine += plans
+            for r in records:
+                await send(self.d.events, r.value.replace(_PLACEHOLDER, stamp),
+                           key=r.key, partition=r.partition)  # fmt: skip
+            offered += count
+        await self.producer.flush()
+        achieved = offered / (time.monotonic() - started)
+        deadline = time.monotonic() + drain
+        while any(p not in self.arrived for p in mine) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        timed = sorted(
+            (self.sent[p], self.arrived[p] - self.sent[p]) for p in mine if p in self.arrived
+        )
+        return timed, achieved, sum(1 for p in mine if p not in self.arrived)
+
+
+def keeps_up(timed: Sequence[tuple[float, float]], lost: int) -> bool:
+    """Whether the worker kept up with a step's load: every probe answered, and the
+    latency of the last third of the step no worse than of its first third (plus 50 ms):
+    a worker that falls behind builds a queue, and its latency grows through the step."""
+    if lost or len(timed) < 30:
+        return False
+    third = len(timed) // 3
+    first = percentile([lat for _, lat in timed[:third]], 0.5)
+    last = percentile([lat for _, lat in timed[-third:]], 0.5)
+    return last <= first + 0.05
+
+
+async def steady(
     args: argparse.Namespace,
     bootstrap: str,
     redis_url: str,
     events: list[Event],
     *,
     rate: float,
+    seconds: float,
     logdir: Path,
-) -> tuple[list[float], float]:
-    """Offer `rate` events/s for `args.seconds`; time each probe's event -> action."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
+) -> tuple[list[tuple[float, float]], float, int]:
+    """`SteadyLoad.offer` of `rate` for `seconds` after `args.warmup` seconds of the same load
+    (not counted), on a fresh deployment: fresh topics (Tansu's memory storage slows down as
+    its topics grow: over a minute at 20k events/s its CPU use rose by half and the worker's
+    latency with it) and its own Redis keys."""
     d = Deployment(args, bootstrap, redis_url, "latency")
     await d.create()
     d.start_worker(logdir)
     d.wait_assigned()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
-    )
-    await consumer.start()
-    tps = [TopicPartition(d.actions, p) for p in range(args.partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    sent: dict[str, float] = {}
-    latencies: list[float] = []
-
-    async def collect() -> None:
-        while True:
-            batch = await consumer.getmany(timeout_ms=50)
-            now = time.time()
-            for records in batch.values():
-                for record in records:
-                    action = orjson.loads(record.value)
-                    plan = (action.get("data") or {}).get("plan")
-                    if isinstance(plan, str) and plan in sent:
-                        at = sent.pop(plan)
-                        if at >= measured_from:
-                            latencies.append(now - at)
-
-    # The whole load is packed beforehand, each tick's records with a placeholder where the
-    # timestamp goes: at send time only the time is filled in, so the load generator takes
-    # little of the cores the broker, Redis and the worker share.
-    tick = 0.01
-    per_tick = max(1, round(rate * tick))
-    ticks = math.ceil((args.seconds + args.warmup) / tick)
-    stream = iter_forever(events)
-    planned: list[tuple[list[PackedRecord], list[str], int]] = []
-    probes = 0
-    offered_planned = 0
-    for _ in range(ticks):
-        batch = [_placeheld(next(stream)) for _ in range(per_tick)]
-        plans: list[str] = []
-        if offered_planned // 100 != (offered_planned + per_tick) // 100:  # about 1% probes
-            probes += 1
-            plan = f"probe-{probes}"
-            batch.append(
-                _placeheld(Event(f"{d.prefix}-p{probes}", "demo_requested",
-                                 f"probe-{probes % 500}", 0.0, "", {"plan": plan}))
-            )  # fmt: skip
-            plans.append(plan)
-        planned.append((pack_events(batch, args.partitions), plans, len(batch)))
-        offered_planned += per_tick
-
-    measured_from = time.time() + args.warmup
-    collector = asyncio.create_task(collect())
-    producer = await start_producer(bootstrap)
-    offered = 0
-    started = time.monotonic()
     try:
-        for records, plans, count in planned:
-            due = started + (offered / rate)
-            delay = due - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            now = time.time()
-            stamp = _stamp(now)
-            for plan in plans:
-                sent[plan] = now
-            for r in records:
-                value = r.value.replace(_PLACEHOLDER, stamp)
-                await producer.send(d.events, value, key=r.key, partition=r.partition)
-            offered += count
-        await producer.flush()
-        achieved = offered / (time.monotonic() - started)
-        deadline = time.monotonic() + 30
-        while sent and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        async with SteadyLoad(d, events, args.partitions) as load:
+            await load.offer(rate, args.warmup)
+            return await load.offer(rate, seconds)
     finally:
-        collector.cancel()
-        await producer.stop()
-        await consumer.stop()
         d.stop_workers()
-    if sent:
-        print(f"  {len(sent)} probes got no action within 30s", file=sys.stderr)
-    return latencies, achieved
+
+
+async def phase_latency(
+    args: argparse.Namespace,
+    bootstrap: str,
+    redis_url: str,
+    events: list[Event],
+    *,
+    rate: float | None,
+    ceiling: float,
+    logdir: Path,
+) -> tuple[list[float], float, float | None]:
+    """The sustainable rate (unless `rate` is given), then latency at half of it (or `rate`).
+
+    Sustainable: the highest steady offered load the worker keeps up with (`keeps_up`),
+    found by bisection between 0 and `ceiling` (the backlog rate) in `args.steps` steps of
+    `args.step_seconds` each. Returns the probes' latencies, the rate achieved in the
+    latency phase, and the sustainable rate (None when `rate` was given).
+    """
+    sustainable: float | None = None
+    if rate is None:
+        low, high = 0.0, ceiling
+        for _ in range(args.steps):
+            step = (low + high) / 2
+            timed, achieved, lost = await steady(
+                args, bootstrap, redis_url, events, rate=step, seconds=args.step_seconds,
+                logdir=logdir,
+            )  # fmt: skip
+            ok = keeps_up(timed, lost)
+            median = percentile([lat for _, lat in timed], 0.5) * 1000
+            print(f"  step {achieved:,.0f} events/s: {'keeps up' if ok else 'falls behind'}"
+                  f" (p50 {median:.0f} ms, {lost} probes lost)", file=sys.stderr)  # fmt: skip
+            if ok:
+                low = step
+            else:
+                high = step
+        sustainable = low
+        rate = low / 2
+    timed, achieved, lost = await steady(
+        args, bootstrap, redis_url, events, rate=rate, seconds=args.seconds, logdir=logdir
+    )
+    if lost:
+        print(f"  {lost} probes got no action within 30s", file=sys.stderr)
+    return [lat for _, lat in timed], achieved, sustainable
 
 
 _PLACEHOLDER = b"0000-00-00T00:00:00.000Z"  # as long as every `_stamp`
@@ -476,12 +571,16 @@ def _stamp(ts: float) -> bytes:
 
 
 def iter_forever(events: Sequence[Event]) -> Iterator[Event]:
-    """The events over and over, with fresh ids each round (so none is a duplicate)."""
+    """The events over and over, each round with fresh event and contact ids: none is a
+    duplicate, and contacts' states do not grow round after round (ten events a contact, as
+    in the list, rather than ten more each round)."""
     round_ = 0
     while True:
+        tail = f".{round_}"
         for e in events:
-            yield Event(f"{e.id}.{round_}", e.type, e.contact_id, e.ts, e.timestamp,
-                        e.properties, e.traits, e.anonymous_id)  # fmt: skip
+            anonymous = None if e.anonymous_id is None else e.anonymous_id + tail
+            yield Event(e.id + tail, e.type, e.contact_id + tail, e.ts, e.timestamp,
+                        e.properties, e.traits, anonymous)  # fmt: skip
         round_ += 1
 
 
@@ -502,9 +601,12 @@ async def main(args: argparse.Namespace) -> None:
         events = shop_events(args.events, args.contacts, args.seed)
 
         if args.only_latency:
-            latencies, offered = await phase_latency(
-                args, bootstrap, redis_url, events, rate=args.latency_rate or 1000.0, logdir=logdir
-            )
+            latencies, offered, sustainable = await phase_latency(
+                args, bootstrap, redis_url, events, rate=args.latency_rate,
+                ceiling=args.ceiling, logdir=logdir,
+            )  # fmt: skip
+            if sustainable is not None:
+                print(f"sustainable: {sustainable:,.0f} events/s")
             print(f"latency at {offered:,.0f} events/s: {summary(latencies)}")
             return
         load_before = os.getloadavg()[0]
@@ -522,10 +624,11 @@ async def main(args: argparse.Namespace) -> None:
         full, full_cpu = await phase_full(
             args, bootstrap, redis_url, events, workers=1, logdir=logdir
         )
-        print("3. latency at half the full pipeline's rate", file=sys.stderr)
-        latencies, offered = await phase_latency(
-            args, bootstrap, redis_url, events, rate=args.latency_rate or full / 2, logdir=logdir
-        )
+        print("3. sustainable rate, and latency at half of it", file=sys.stderr)
+        latencies, offered, sustainable = await phase_latency(
+            args, bootstrap, redis_url, events, rate=args.latency_rate, ceiling=full,
+            logdir=logdir,
+        )  # fmt: skip
         print("4. full pipeline, two workers", file=sys.stderr)
         two, two_cpu = await phase_full(
             args, bootstrap, redis_url, events, workers=2, logdir=logdir
@@ -553,6 +656,8 @@ async def main(args: argparse.Namespace) -> None:
         f"full / trivial packed: {full / trivial:.2f} (per CPU second {full_cpu / trivial_cpu:.2f})"
     )
     print(f"two workers / one: {two / full:.2f}")
+    if sustainable is not None:
+        print(f"sustainable steady load, one worker: {sustainable:,.0f} events/s")
     print(f"latency event -> action at {offered:,.0f} events/s offered: {summary(latencies)}")
 
 
@@ -577,7 +682,19 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--batch-records", type=int, default=100)
     parser.add_argument(
-        "--latency-rate", type=float, help="offered events/s (default: half the full rate)"
+        "--latency-rate",
+        type=float,
+        help="offered events/s for the latency (default: half the sustainable rate)",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=6, help="bisection steps for the sustainable rate"
+    )
+    parser.add_argument("--step-seconds", type=float, default=8.0, help="length of each step")
+    parser.add_argument(
+        "--ceiling",
+        type=float,
+        default=60_000.0,
+        help="with --only-latency: the highest rate the search tries (else the backlog rate)",
     )
     parser.add_argument("--only-latency", action="store_true", help="skip the throughput phases")
     parser.add_argument(
