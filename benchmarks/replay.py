@@ -1,6 +1,8 @@
-"""Replay throughput: events per second through parse + engine + MemoryStore + action output.
+"""Replay throughput: events per second through parse + engine + store + action output.
 
     python benchmarks/replay.py                          # 1M events, 100k contacts, rules/
+    python benchmarks/replay.py --state both             # the memory store, then Redis
+    python benchmarks/replay.py --state redis --redis redis://localhost:6379/9  # an empty db
     python benchmarks/replay.py --events 200000 --contacts 5000 --rules-dir rules/
     python benchmarks/replay.py --scale 1000             # 1,000 generated rules
     python benchmarks/replay.py --events 100000 --profile
@@ -10,14 +12,18 @@ before the clock starts. What is timed is what `nudge replay` does per line: par
 through the engine in batches (one store load and save per batch, timers as they fall due),
 and serialise the actions. `--scale N` replaces the ruleset with N generated rules over the
 shop's events (conditions on event properties and traits, scoring, waits and sends), to see
-how throughput falls as a ruleset grows. The machine and the command are printed with the
-figures.
+how throughput falls as a ruleset grows. `--state redis` runs `nudge replay --state
+redis://...` instead: the same, with each batch's contacts loaded from and saved to a Redis
+server (started here on loopback unless `--redis` names one; it writes keys under `nudge:`),
+the states it saved kept in memory as the worker keeps them (`state_cache`). The machine and
+the command are printed with the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import os
 import platform
@@ -29,14 +35,14 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from nudge.commands.replay import tuned_gc
+from nudge.commands.replay import open_store, tuned_gc
+from nudge.devservers import RedisServer
 from nudge.dsl import Source, load_ruleset, load_sources
 from nudge.dsl.plan import RuleSet
 from nudge.engine.clock import ManualClock
 from nudge.engine.engine import Engine
 from nudge.engine.events import Event, parse_event
 from nudge.engine.runner import Runner
-from nudge.engine.stores.memory import MemoryStore
 from nudge.engine.synthetic import generate_lines
 
 BATCH = 1000
@@ -86,10 +92,20 @@ def load(args: argparse.Namespace) -> RuleSet:
 
 
 async def replay(
-    ruleset: RuleSet, lines: Sequence[bytes], settle: Callable[[], None]
+    ruleset: RuleSet, lines: Sequence[bytes], settle: Callable[[], None], state: str | None
 ) -> tuple[int, int]:
-    """What `nudge replay` does with the lines; returns (actions, rejected)."""
-    runner = Runner(Engine(ruleset), MemoryStore(), ManualClock())
+    """What `nudge replay --state STATE` does with the lines; returns (actions, rejected)."""
+    store = open_store(state, 8)
+    runner = Runner(Engine(ruleset), store, ManualClock())
+    try:
+        return await _replay(runner, lines, settle)
+    finally:
+        await store.close()
+
+
+async def _replay(
+    runner: Runner, lines: Sequence[bytes], settle: Callable[[], None]
+) -> tuple[int, int]:
     dumps = orjson.dumps
     actions = rejected = 0
     batch: list[Event] = []
@@ -138,6 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, choices=(10, 1000, 10_000), help="generated rules")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="print the top of a cProfile")
+    parser.add_argument(
+        "--state",
+        choices=("memory", "redis", "both"),
+        default="memory",
+        help="the store: memory (default), a Redis server started here, or both in turn",
+    )
+    parser.add_argument("--redis", metavar="URL", help="with --state redis/both: this Redis")
     args = parser.parse_args(argv)
 
     print(f"command: python {' '.join(shlex.quote(a) for a in sys.argv)}")
@@ -149,28 +172,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     t2 = time.perf_counter()
     print(f"ruleset: {len(ruleset.rules)} rules, loaded in {t1 - t0:.2f}s")
     print(f"input: {len(lines):,} events for {args.contacts:,} contacts, made in {t2 - t1:.1f}s")
-    profiler = cProfile.Profile() if args.profile else None
-    start = time.perf_counter()
-    cpu_start = time.process_time()
-    if profiler is not None:
-        profiler.enable()
-    with tuned_gc() as settle:  # as `nudge replay` does
-        actions, rejected = asyncio.run(replay(ruleset, lines, settle))
-    if profiler is not None:
-        profiler.disable()
-    elapsed = time.perf_counter() - start
-    cpu = time.process_time() - cpu_start
-    print(
-        f"replay: {len(lines) / elapsed:,.0f} events/s ({elapsed:.2f}s wall); "
-        f"{len(lines) / cpu:,.0f} events/s of CPU time ({cpu:.2f}s); "
-        f"{actions:,} actions, {rejected} rejected"
-    )
+    stores = ["memory", "redis"] if args.state == "both" else [args.state]
+    with contextlib.ExitStack() as servers:
+        for store in stores:
+            url = None
+            if store == "redis":
+                url = args.redis or servers.enter_context(RedisServer()).url_for(0)
+                if args.redis is None:
+                    print("redis: a redis-server started here, on loopback")
+            profiler = cProfile.Profile() if args.profile else None
+            start = time.perf_counter()
+            cpu_start = time.process_time()
+            if profiler is not None:
+                profiler.enable()
+            with tuned_gc(settle_batches=url is None) as settle:  # as `nudge replay` does
+                actions, rejected = asyncio.run(replay(ruleset, lines, settle, url))
+            if profiler is not None:
+                profiler.disable()
+            elapsed = time.perf_counter() - start
+            cpu = time.process_time() - cpu_start
+            print(
+                f"replay ({store}): {len(lines) / elapsed:,.0f} events/s ({elapsed:.2f}s wall); "
+                f"{len(lines) / cpu:,.0f} events/s of this process's CPU time ({cpu:.2f}s); "
+                f"{actions:,} actions, {rejected} rejected"
+            )
+            if profiler is not None:
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     if hasattr(os, "getloadavg"):
         print(
             f"load average: {os.getloadavg()[0]:.2f} (other work on the machine slows the wall clock)"
         )
-    if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     return 0
 
 

@@ -278,6 +278,7 @@ class RedisStore:
         finally:
             if paused:
                 gc.enable()
+        self._forget_oldest()
         return out
 
     async def save(
@@ -356,6 +357,7 @@ class RedisStore:
             raise
         for cid, indexed in now_indexed.items():
             self._remember(cid, indexed)
+        self._forget_oldest()
         if revisions:
             self._keep(batch, revisions)
 
@@ -565,11 +567,18 @@ class RedisStore:
         return chosen
 
     def _remember(self, contact_id: str, indexed: dict[str, float]) -> None:
+        """Note what the index holds for a contact (trimmed by `_forget_oldest`)."""
         known = self._known
         known.pop(contact_id, None)
         known[contact_id] = indexed
-        if len(known) > self.cache_size:
-            for cid in list(known)[: len(known) - self.cache_size]:
+
+    def _forget_oldest(self) -> None:
+        """Keep `cache_size` contacts' index entries known, the latest remembered. Once per
+        batch: trimming per contact walked the whole dict each time beyond the size."""
+        known = self._known
+        excess = len(known) - self.cache_size
+        if excess > 0:
+            for cid in list(itertools.islice(known, excess)):
                 del known[cid]
 
     def _hand_out(self, refs: list[TimerRef]) -> None:

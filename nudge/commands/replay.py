@@ -104,9 +104,15 @@ def open_store(url: str | None, partitions: int) -> ContactStore:
     if url.startswith(("redis://", "rediss://", "unix://")):
         import importlib
 
+        from nudge.config import load_settings
+
         # The Redis store is optional at import time: only `--state redis://` needs it.
         redis_store = importlib.import_module("nudge.engine.stores.redis")
-        store: ContactStore = redis_store.RedisStore.from_url(url, partitions=partitions)
+        # Kept states (the worker's `state_cache` setting): a replay saves and loads the
+        # same contacts again and again.
+        store: ContactStore = redis_store.RedisStore.from_url(
+            url, partitions=partitions, state_cache=load_settings().state_cache
+        )
         return store
     raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")
 
