@@ -545,6 +545,8 @@ async def phase_latency(
                 low = step
             else:
                 high = step
+        if low == 0:
+            raise SystemExit("the worker kept up with none of the steps: raise --ceiling or --steps")
         sustainable = low
         rate = low / 2
     timed, achieved, lost = await steady(
@@ -705,7 +707,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--broker", help="an existing broker (default: start Tansu)")
     parser.add_argument("--redis", help="an existing Redis database URL (default: start one)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error("--steps must be at least 1")
+    return args
 
 
 if __name__ == "__main__":
