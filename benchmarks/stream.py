@@ -546,7 +546,9 @@ async def phase_latency(
             else:
                 high = step
         if low == 0:
-            raise SystemExit("the worker kept up with none of the steps: raise --ceiling or --steps")
+            raise SystemExit(
+                "the worker kept up with none of the steps: raise --ceiling or --steps"
+            )
         sustainable = low
         rate = low / 2
     timed, achieved, lost = await steady(
