@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from nudge.commands.replay import open_store, tuned_gc
+from nudge.commands.replay import BATCH, REDIS_BATCH, open_store, tuned_gc
 from nudge.devservers import RedisServer
 from nudge.dsl import Source, load_ruleset, load_sources
 from nudge.dsl.plan import RuleSet
@@ -44,8 +44,6 @@ from nudge.engine.engine import Engine
 from nudge.engine.events import Event, parse_event
 from nudge.engine.runner import Runner
 from nudge.engine.synthetic import generate_lines
-
-BATCH = 1000
 
 _TEMPLATES = (
     # (event type, where, extra steps); {i} is the rule's number
@@ -98,13 +96,13 @@ async def replay(
     store = open_store(state, 8)
     runner = Runner(Engine(ruleset), store, ManualClock())
     try:
-        return await _replay(runner, lines, settle)
+        return await _replay(runner, lines, settle, BATCH if state is None else REDIS_BATCH)
     finally:
         await store.close()
 
 
 async def _replay(
-    runner: Runner, lines: Sequence[bytes], settle: Callable[[], None]
+    runner: Runner, lines: Sequence[bytes], settle: Callable[[], None], size: int
 ) -> tuple[int, int]:
     dumps = orjson.dumps
     actions = rejected = 0
@@ -114,7 +112,7 @@ async def _replay(
         item = parse_event(line)
         if type(item) is Event:
             batch.append(item)
-            if len(batch) >= BATCH:
+            if len(batch) >= size:
                 d = await runner.process(batch)
                 sink.extend(dumps(a.to_json()) for a in d.actions)
                 settle()

@@ -42,7 +42,12 @@ from nudge.engine.stats import MemoryStatsStore, RuleStats, figures_of, format_t
 from nudge.engine.stores.memory import MemoryStore
 
 DEFAULT_RULES = "rules/"
+# Events per batch: one store load and save each. On Redis a bigger batch saves each contact
+# once for more of its events (measured on 500k events: 22.7k events/s at 1,000, 27.9k at
+# 5,000, 30.4k at 10,000; one batch is one MULTI/EXEC, a few MB at 5,000); the memory store
+# is faster with smaller ones (78k at 1,000, 63k at 5,000). The output does not depend on it.
 BATCH = 1000
+REDIS_BATCH = 5000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +175,10 @@ def run(args: argparse.Namespace) -> int:
         rejects = None
         if args.rejects is not None:
             rejects = stack.enter_context(Path(args.rejects).open("wb"))
-        replay = Replay(Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects)
+        batch = BATCH if isinstance(store, MemoryStore) else REDIS_BATCH
+        replay = Replay(
+            Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects, batch=batch
+        )
         if args.stats:
             replay.rule_stats = RuleStats()
         replay.settle = stack.enter_context(tuned_gc(settle_batches=isinstance(store, MemoryStore)))
@@ -185,9 +193,16 @@ class Replay:
     """One replay run: events in, action lines out, figures for the summary."""
 
     def __init__(
-        self, engine: Engine, store: ContactStore, out: BinaryIO, rejects: BinaryIO | None
+        self,
+        engine: Engine,
+        store: ContactStore,
+        out: BinaryIO,
+        rejects: BinaryIO | None,
+        *,
+        batch: int = BATCH,
     ) -> None:
         self.engine = engine
+        self.batch = batch
         self.store = store
         self.runner = Runner(engine, store, ManualClock())
         self.out = out
@@ -209,7 +224,7 @@ class Replay:
                 self.read += 1
                 if type(item) is Event:
                     batch.append(item)
-                    if len(batch) >= BATCH:
+                    if len(batch) >= self.batch:
                         self._emit(await self.runner.process(batch), batch)
                         self.settle()
                         batch = []
