@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 
 import orjson
 
-from nudge.commands.replay import BATCH, REDIS_BATCH, open_store, tuned_gc
+from nudge.commands.replay import batch_size, open_store, tuned_gc
 from nudge.devservers import RedisServer
 from nudge.dsl import Source, load_ruleset, load_sources
 from nudge.dsl.plan import RuleSet
@@ -96,7 +96,7 @@ async def replay(
     store = open_store(state, 8)
     runner = Runner(Engine(ruleset), store, ManualClock())
     try:
-        return await _replay(runner, lines, settle, BATCH if state is None else REDIS_BATCH)
+        return await _replay(runner, lines, settle, batch_size(store))
     finally:
         await store.close()
 

@@ -10,8 +10,8 @@ Key layout (`key_prefix` "nudge" by default; it lets tests and tenants share one
 
 - `nudge:{<contact_id>}:state`: a string, the contact's `ContactState.to_json()` (the JSON
   of `to_dict()`). Generic over `to_dict()`/`from_dict()`: a field added to `ContactState`
-  needs no change here. Every key of one contact carries the hash tag `{<contact_id>}`, so they share a
-  Cluster slot (the delivery ledger's `nudge:{<contact_id>}:sent:<action_id>` too).
+  needs no change here. Every key of one contact carries the hash tag `{<contact_id>}`, so
+  they share a Cluster slot (the delivery ledger's `nudge:{<contact_id>}:sent:<action_id>` too).
 - `nudge:timers:{<shard>}`: a sorted set per shard (the Kafka partition of the contact id),
   score = due time (epoch seconds), member = `<contact_id>\\x1f<timer_id>`.
 - `nudge:meta`: a hash, `partitions` = the shard count the index was built with; a store
@@ -461,10 +461,7 @@ class RedisStore:
         cached = self._cached
         for cid, start in revisions.items():
             cached[cid] = (batch[cid], start)
-        excess = len(cached) - self.state_cache
-        if excess > 0:
-            for cid in list(itertools.islice(cached, excess)):
-                del cached[cid]
+        _drop_oldest(cached, self.state_cache)
 
     async def _stored_timers(self, contact_ids: list[str]) -> dict[str, dict[str, float]]:
         """{timer id: due} of the stored states of contacts this store knows nothing of."""
@@ -567,27 +564,20 @@ class RedisStore:
         return chosen
 
     def _remember(self, contact_id: str, indexed: dict[str, float]) -> None:
-        """Note what the index holds for a contact (trimmed by `_forget_oldest`)."""
+        """Note what the index holds for a contact (trimmed once per batch by
+        `_forget_oldest`: trimming per contact walked the whole map each time)."""
         known = self._known
         known.pop(contact_id, None)
         known[contact_id] = indexed
 
     def _forget_oldest(self) -> None:
-        """Keep `cache_size` contacts' index entries known, the latest remembered. Once per
-        batch: trimming per contact walked the whole dict each time beyond the size."""
-        known = self._known
-        excess = len(known) - self.cache_size
-        if excess > 0:
-            for cid in list(itertools.islice(known, excess)):
-                del known[cid]
+        _drop_oldest(self._known, self.cache_size)
 
     def _hand_out(self, refs: list[TimerRef]) -> None:
         handed = self._handed
         for ref in refs:
             handed.setdefault(ref.contact_id, {})[ref.timer_id] = ref.due
-        if len(handed) > self.cache_size:
-            for cid in list(handed)[: len(handed) - self.cache_size]:
-                del handed[cid]
+        _drop_oldest(handed, self.cache_size)
 
     def _note_stale(
         self, contact_id: str, handed: dict[str, float], indexed: dict[str, float]
@@ -608,6 +598,15 @@ class RedisStore:
                 args += (member, repr(due))
             pipe.eval(_REMOVE_IF_SCORE, 1, self._index_keys[shard], *args)
         return len(stale)
+
+
+def _drop_oldest(entries: dict[str, Any], keep: int) -> None:
+    """Drop the entries inserted first until `keep` are left (the dicts here are in LRU order:
+    an entry is re-inserted when used)."""
+    excess = len(entries) - keep
+    if excess > 0:
+        for key in list(itertools.islice(entries, excess)):
+            del entries[key]
 
 
 def _decode_json(key: bytes, raw: bytes) -> dict[str, Any]:

@@ -50,6 +50,11 @@ BATCH = 1000
 REDIS_BATCH = 5000
 
 
+def batch_size(store: ContactStore) -> int:
+    """Events per batch for `store` (see `BATCH`)."""
+    return BATCH if isinstance(store, MemoryStore) else REDIS_BATCH
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("events", metavar="EVENTS", help="a JSON-lines file of events, or -")
     parser.add_argument(
@@ -175,9 +180,12 @@ def run(args: argparse.Namespace) -> int:
         rejects = None
         if args.rejects is not None:
             rejects = stack.enter_context(Path(args.rejects).open("wb"))
-        batch = BATCH if isinstance(store, MemoryStore) else REDIS_BATCH
         replay = Replay(
-            Engine(ruleset, trace=args.trace), store, sys.stdout.buffer, rejects, batch=batch
+            Engine(ruleset, trace=args.trace),
+            store,
+            sys.stdout.buffer,
+            rejects,
+            batch=batch_size(store),
         )
         if args.stats:
             replay.rule_stats = RuleStats()
