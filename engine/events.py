@@ -17,10 +17,12 @@ Rules beyond LANGUAGE.md, kept here so the language reference can quote them:
   likewise, and they are kept on `identify` events only (an `identify` without traits has
   `{}`); on other events they are checked and dropped.
 - `anonymous_id` is kept on `identify` events only, and dropped when equal to `contact_id`.
-- `inbound`, optional boolean, default true: `false` marks an event the engine or a
-  connector emitted (it does not reset `inactive for`); `Event.to_json` writes it only
-  when false, so such events survive a trip through the events topic. A top-level
-  `origin` field (e.g. `"origin": "connector"`) marks such an event too.
+- `inbound`, optional boolean: `false` marks an event the engine or a connector emitted
+  (it does not reset `inactive for`). It defaults to false for the types only the engine
+  and the connectors emit (`NOT_INBOUND_TYPES`: `stage_changed`, `email_sent`, ...) and to
+  true for the others; `Event.to_json` writes it only when it differs from that default,
+  so such events survive a trip through the events topic. A top-level `origin` field
+  (e.g. `"origin": "connector"`) marks an event as not inbound too.
 - Unknown top-level fields are ignored.
 - An object without `contact_id` whose `type` is one of Segment's track, identify, page,
   screen or alias is a Segment-spec message (see `nudge.engine.segment_spec`).
@@ -40,6 +42,7 @@ import orjson
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "NOT_INBOUND_TYPES",
     "REJECT_REASONS",
     "Event",
     "Rejected",
@@ -64,6 +67,27 @@ REJECT_REASONS = (
 )
 
 SEGMENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
+
+# Event types that only the engine (LANGUAGE.md section 4) or the connectors' delivery
+# emit: never the contact's own activity unless the event says `"inbound": true`. Tracking
+# events (`email_opened`, `email_clicked`, `unsubscribed`) are the contact's own doing.
+NOT_INBOUND_TYPES = frozenset(
+    {
+        "stage_changed",
+        "score_changed",
+        "segment_entered",
+        "segment_left",
+        "email_sent",
+        "email_delivered",
+        "email_bounced",
+        "email_failed",
+        "sms_sent",
+        "sms_delivered",
+        "sms_failed",
+        "webhook_delivered",
+        "webhook_failed",
+    }
+)
 
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+")
 _NAIVE_EPOCH = datetime(1970, 1, 1)
@@ -103,8 +127,8 @@ class Event:
             out["traits"] = self.traits
         if self.anonymous_id is not None:
             out["anonymous_id"] = self.anonymous_id
-        if not self.inbound:
-            out["inbound"] = False
+        if self.inbound is (self.type in NOT_INBOUND_TYPES):  # not the type's default
+            out["inbound"] = self.inbound
         return out
 
 
@@ -327,6 +351,7 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and not event_id.isspace()
         and not contact_id.isspace()
         and (event_type in _GOOD_TYPES or _good_type(event_type))
+        and event_type not in NOT_INBOUND_TYPES
     ):
         when = _TIMES.get(timestamp)
         if when is None:
@@ -385,7 +410,7 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
                 anonymous_id = checked
     else:
         traits = None
-    inbound = obj.get("inbound", True)
+    inbound = obj.get("inbound", event_type not in NOT_INBOUND_TYPES)
     if obj.get("origin") is not None:  # "engine" / "connector": not the contact's own activity
         inbound = False
     if type(inbound) is not bool:

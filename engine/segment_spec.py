@@ -19,6 +19,7 @@ import unicodedata
 from typing import Any
 
 from nudge.engine.events import (
+    NOT_INBOUND_TYPES,
     Event,
     Rejected,
     event_type_field,
@@ -118,7 +119,10 @@ def event_from_segment(msg: dict[str, Any]) -> Event | Rejected:
 
     if merge_from == contact_id:
         merge_from = None
-    return Event(event_id, event_type, contact_id, when[0], when[1], properties, traits, merge_from)
+    inbound = event_type not in NOT_INBOUND_TYPES
+    return Event(
+        event_id, event_type, contact_id, when[0], when[1], properties, traits, merge_from, inbound
+    )
 
 
 def _with_page_name(properties: dict[str, Any], msg: dict[str, Any]) -> dict[str, Any]:

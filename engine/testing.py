@@ -29,7 +29,7 @@ from nudge.dsl.plan import ExpectAction, ExpectContact, RuleSet, TestCase, TestE
 from .actions import Action
 from .clock import ManualClock
 from .engine import Engine
-from .events import Event, format_time, parse_time
+from .events import NOT_INBOUND_TYPES, Event, format_time, parse_time
 from .runner import Runner
 from .state import ContactState
 from .stores.memory import MemoryStore
@@ -75,7 +75,8 @@ def _event(case: TestCase, n: int, te: TestEvent) -> Event:
         anonymous = data.pop("anonymous_id", None)
         anonymous_id = None if anonymous is None or anonymous == te.contact else str(anonymous)
         return Event(eid, "identify", te.contact, te.at, timestamp, {}, data, anonymous_id)
-    return Event(eid, te.event, te.contact, te.at, timestamp, data)
+    inbound = te.event not in NOT_INBOUND_TYPES
+    return Event(eid, te.event, te.contact, te.at, timestamp, data, inbound=inbound)
 
 
 async def run_test(engine: Engine, case: TestCase) -> TestResult:

@@ -280,6 +280,35 @@ end
     assert [a["at"] for a in r.actions()] == [at("12:00")]
 
 
+def test_inactive_ignores_engine_and_delivery_event_types_without_a_flag(replay: Replay) -> None:
+    """LANGUAGE.md: `inactive for` counts from the last event not emitted by the engine or
+    the connectors; their event types are known, so hand-written input needs no flag."""
+    rules = """
+rule quiet
+    when inactive for 2h
+    then
+        send webhook "crm"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "page_viewed", "c1", at("10:00")),
+            ev("e2", "email_sent", "c1", at("10:30")),
+            ev("e3", "score_changed", "c1", at("11:00")),
+            ev("e4", "email_bounced", "c1", at("11:30")),
+            ev("e5", "page_viewed", "c2", at("10:00")),
+            ev("e6", "email_opened", "c2", at("11:00")),  # tracking: the contact's own doing
+            {**ev("e7", "page_viewed", "c3", at("10:00"))},
+            {**ev("e8", "email_sent", "c3", at("11:00")), "inbound": True},  # said otherwise
+        ],
+        "--until",
+        at("20:00"),
+    )
+    got = sorted((a["contact_id"], a["at"]) for a in r.actions())
+    assert got == [("c1", at("12:00")), ("c2", at("13:00")), ("c3", at("13:00"))]
+
+
 def test_inactive_ignores_events_with_an_origin(replay: Replay) -> None:
     rules = """
 rule quiet

@@ -131,6 +131,27 @@ def test_inbound_false_marks_an_emitted_event_and_round_trips() -> None:
 
 
 @pytest.mark.parametrize(
+    ("event_type", "given", "inbound"),
+    [
+        ("email_sent", None, False),
+        ("stage_changed", None, False),
+        ("email_sent", True, True),
+        ("email_opened", None, True),
+        ("page_viewed", False, False),
+    ],
+)
+def test_engine_and_delivery_event_types_default_to_not_inbound(
+    event_type: str, given: bool | None, inbound: bool
+) -> None:
+    changes: dict[str, Any] = {"event": event_type}
+    if given is not None:
+        changes["inbound"] = given
+    event = accepted(parsed(**changes))
+    assert event.inbound is inbound
+    assert accepted(parse_event(orjson.dumps(event.to_json()))) == event
+
+
+@pytest.mark.parametrize(
     "changes",
     [
         {},
