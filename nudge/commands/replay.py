@@ -4,9 +4,10 @@
     nudge replay - --rules shop/ --until 2026-12-01T00:00:00Z --trace
     nudge replay events.jsonl --state redis://localhost:6379/0 --rejects rejects.jsonl
 
-The clock is event time: the latest timestamp seen (an event older than that is handled in
-input order, at the clock's time). Timers fire as the clock passes them; `--until` moves the
-clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
+Events run in timestamp order (events with the same timestamp in input order): input that is
+not in time order, say grouped by contact, is sorted first, and the summary says so. The clock
+is event time, the timestamp of the event being handled; timers fire as the clock passes them;
+`--until` moves the clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
 order they fall due: the same input gives byte-identical output. With `--trace`, suppressed
 actions and changes of traits, score, stage and segments are printed too. A summary goes to
 stderr; with `--stats`, per-rule figures follow it (fired, suppressed by reason, sent, and
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -224,23 +226,16 @@ class Replay:
         self.rule_stats: RuleStats | None = None  # per-rule figures, with --stats
         self._figures = MemoryStatsStore()
         self.settle: Callable[[], None] = _nothing  # called after each batch (`tuned_gc`)
+        self.out_of_order = 0  # events older than one read before them
 
     async def run(self, items: Iterable[Event | Rejected], until: float | None) -> str:
         try:
-            batch: list[Event] = []
-            for item in items:
-                self.read += 1
-                if type(item) is Event:
-                    batch.append(item)
-                    if len(batch) >= self.batch:
-                        self._emit(await self.runner.process(batch), batch)
-                        self.settle()
-                        batch = []
-                else:
-                    assert isinstance(item, Rejected)
-                    self._reject(item)
-            if batch:
+            events = self._read(items)
+            size = self.batch
+            for start in range(0, len(events), size):
+                batch = events[start : start + size]
                 self._emit(await self.runner.process(batch), batch)
+                self.settle()
             if until is not None:
                 self._emit(await self.runner.advance(until))
             pending = await self.store.timer_summary()
@@ -249,6 +244,27 @@ class Replay:
         if self.progress:
             sys.stderr.write("\r\x1b[K")
         return self._summary(pending.pending, pending.next_due)
+
+    def _read(self, items: Iterable[Event | Rejected]) -> list[Event]:
+        """Every event of the input, in timestamp order (stable); rejects set aside."""
+        events: list[Event] = []
+        latest = -math.inf
+        for item in items:
+            self.read += 1
+            if type(item) is Event:
+                if item.ts < latest:
+                    self.out_of_order += 1
+                else:
+                    latest = item.ts
+                events.append(item)
+                if self.progress and not self.read % 10_000:
+                    self._show_progress()
+            else:
+                assert isinstance(item, Rejected)
+                self._reject(item)
+        if self.out_of_order:
+            events.sort(key=_timestamp)
+        return events
 
     def _reject(self, item: Rejected) -> None:
         self.rejected[item.reason] = self.rejected.get(item.reason, 0) + 1
@@ -275,8 +291,12 @@ class Replay:
             lines.append(b"")
             self.out.write(b"\n".join(lines))
         if self.progress:
-            sys.stderr.write(f"\r{self.read:,} events read")
-            sys.stderr.flush()
+            self._show_progress()
+
+    def _show_progress(self) -> None:
+        run = self.runner.stats.events
+        sys.stderr.write(f"\r{self.read:,} events read, {run:,} run")
+        sys.stderr.flush()
 
     def stats_table(self) -> str:
         """The per-rule figures of this run (`--stats`), as a table."""
@@ -294,6 +314,12 @@ class Replay:
             f"suppressed: {sum(self.suppressed.values())}" + _breakdown(self.suppressed),
             f"conversions: {self.conversions}",
         ]
+        if self.out_of_order:
+            lines.insert(
+                1,
+                f"order: {self.out_of_order} event{_s(self.out_of_order)} came after a later "
+                "one in the input; all were run in timestamp order",
+            )
         if pending:
             due = format_time(next_due) if next_due is not None else "?"
             lines.append(
@@ -303,6 +329,10 @@ class Replay:
         else:
             lines.append("timers: none pending")
         return "\n".join(lines) + "\n"
+
+
+def _timestamp(event: Event) -> float:
+    return event.ts
 
 
 def _s(n: int) -> str:

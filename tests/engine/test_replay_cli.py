@@ -141,6 +141,8 @@ def test_the_summary(replay: Replay) -> None:
     r = replay(RULES, [*EVENTS, EVENTS[1]], "--until", at("12:00", day=21))
     assert r.summary() == {
         "events": "6 read, 5 processed, 1 duplicate, 0 rejected",
+        # i2 (09:00) after e2 (10:00), and e1 again after e3 (20:30)
+        "order": "2 events came after a later one in the input; all were run in timestamp order",
         "actions": "3 (audience_add 1, email 2)",
         "suppressed": "1 (no_consent 1)",
         "conversions": "0",
@@ -192,3 +194,29 @@ def test_events_from_stdin(tmp_path: Path) -> None:
     lines = done.stdout.decode().splitlines()
     assert [json.loads(line)["contact_id"] for line in lines] == ["c-42"]
     assert b"events: 5 read" in done.stderr
+
+
+def test_input_out_of_time_order_runs_in_timestamp_order(replay: Replay) -> None:
+    """Events grouped by contact: c2's cart and order are older than c1's last event, yet
+    c2's order still comes within the hour of its cart, as its timestamps say."""
+    rules = """
+rule abandoned_cart
+    when cart_updated as cart not followed by order_completed within 1h
+    then
+        send webhook "remind" with { cart: cart.cart_id }
+end
+"""
+    events = [
+        ev("e1", "cart_updated", "c1", at("10:00"), cart_id="k1"),
+        ev("e2", "page_viewed", "c1", at("12:00")),
+        ev("e3", "cart_updated", "c2", at("10:00"), cart_id="k2"),
+        ev("e4", "order_completed", "c2", at("10:30"), cart_id="k2"),
+        ev("e5", "cart_updated", "c3", at("11:00"), cart_id="k3"),
+    ]
+    r = replay(rules, events, "--until", at("20:00"))
+    got = [(a["contact_id"], a["at"], a["data"]["cart"]) for a in r.actions()]
+    assert got == [("c1", at("11:00"), "k1"), ("c3", at("12:00"), "k3")]
+    assert r.summary()["order"].startswith("3 events came after a later one")
+    in_order = replay(rules, sorted(events, key=lambda e: e["timestamp"]), "--until", at("20:00"))
+    assert in_order.stdout == r.stdout
+    assert "order" not in in_order.summary()
