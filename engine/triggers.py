@@ -67,9 +67,10 @@ def run_triggers(
 
 
 def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
-    """As the second event: pair with the most recent stored first event within the window
-    (inclusive) that the second's condition accepts, fire once and use that first event up.
-    As the first event: remember it. An event of both types does both, in that order."""
+    """As the second event: fire once, bound to the most recent stored first event within
+    the window (inclusive) that the second's condition accepts; first events stay, so each
+    later second event within their window fires too. As the first event: remember it. An
+    event of both types does both, in that order."""
     t = rule.trigger
     first, second = t.first, t.second
     if first is None or second is None:
@@ -90,7 +91,6 @@ def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:
                     break
                 b = bind_pair(first, e1, second, e)
                 if _holds(second, b, ctx):
-                    del stored[i]
                     engine.fire_rule(ctx, rule, b, e.id)
                     break
     if first.event == typ and _holds(first, bind(first, e), ctx):

@@ -70,12 +70,13 @@ end
     assert [a["at"] for a in r.actions("webhook")] == [at("11:00")]
 
 
-def test_followed_by_pairs_each_first_event_once(replay: Replay) -> None:
+def test_followed_by_fires_on_every_second_event_within_the_window(replay: Replay) -> None:
+    """LANGUAGE.md: it fires "on an E2 ... that comes at most D after a matching E1"."""
     rules = """
 rule pair
-    when signed_up followed by order_completed within 1d
+    when signed_up as s followed by order_completed within 1d
     then
-        send webhook "crm"
+        send webhook "crm" with { since: s.id }
 end
 """
     r = replay(
@@ -84,9 +85,19 @@ end
             ev("e1", "signed_up", "c1", at("10:00")),
             ev("e2", "order_completed", "c1", at("11:00")),
             ev("e3", "order_completed", "c1", at("12:00")),
+            ev("e4", "signed_up", "c1", at("13:00")),
+            ev("e5", "order_completed", "c1", at("14:00")),
+            ev("e6", "order_completed", "c1", at("13:00", day=21)),  # e4 exactly 1d before
+            ev("e7", "order_completed", "c1", at("13:30", day=21)),  # none within 1d
         ],
     )
-    assert len(r.actions("webhook")) == 1
+    got = [(a["at"], a["data"]["since"]) for a in r.actions("webhook")]
+    assert got == [
+        (at("11:00"), "e1"),
+        (at("12:00"), "e1"),
+        (at("14:00"), "e4"),  # the most recent first event
+        (at("13:00", day=21), "e4"),
+    ]
 
 
 def test_not_followed_by_fires_after_the_wait(replay: Replay) -> None:
@@ -371,7 +382,7 @@ end
     assert r.actions("webhook")[0]["data"] == {"why": "identify"}
 
 
-def test_followed_by_pairs_again_after_a_first_event_was_used_up(replay: Replay) -> None:
+def test_followed_by_fires_again_on_a_later_second_event(replay: Replay) -> None:
     rules = """
 rule pair
     when page_viewed followed by cart_updated within 1h
