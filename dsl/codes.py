@@ -38,8 +38,10 @@ _ALL: tuple[Code, ...] = (
         "the text is not valid rule language",
         "The parser could not read this part of the file. The message says what it found and "
         "what it expected there; common slips (a missing `then`, `=` for `==`, single quotes, a "
-        "misspelt keyword) get a note of their own. The rest of the file is still read, "
-        "declaration by declaration, so every broken declaration is reported in one run.",
+        "misspelt keyword) get a note of their own. An unfinished condition (`where e.x ==` with "
+        "nothing after it) is reported where it stops: a keyword such as `then` is never taken "
+        "for the missing value. The rest of the file is still read, declaration by declaration, "
+        "so every broken declaration is reported in one run.",
         'rule welcome\n    when signed_up\n        send email "welcome_1"\nend\n',
     ),
     Code(

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
@@ -35,6 +36,7 @@ MAX_PARSE_ERRORS = 20
 # Human names for terminals in "expected ..." messages.
 TERMINAL_NAMES: dict[str, str] = {
     "NAME": "a name",
+    "HEAD": "a name",
     "STRING": 'a string in double quotes ("...")',
     "NUMBER": "a number",
     "INT": "a whole number",
@@ -79,16 +81,24 @@ def _describe_token(token: Token) -> str:
 
 
 @cache
-def _parser() -> Lark:
-    return Lark.open(
-        "grammar.lark",
-        rel_to=__file__,
+def _parser(strict: bool = True) -> Lark:
+    """The parser. `strict=False` lets a keyword start a path (`x > limit`), as the grammar's
+    HEAD terminal does not: see `_parse_text` for when that one is used."""
+    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    if not strict:
+        grammar, found = _HEAD_TERMINAL.subn(r"HEAD: /[A-Za-z_][A-Za-z0-9_]*/", grammar)
+        assert found == 1, "grammar.lark defines HEAD on one line"
+    return Lark(
+        grammar,
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
         maybe_placeholders=True,
         cache=False,
     )
+
+
+_HEAD_TERMINAL = re.compile(r"^HEAD: .*$", re.MULTILINE)
 
 
 # ---------------------------------------------------------------------------- transformer
@@ -146,6 +156,10 @@ class _Build(Transformer[Token, Any]):
     # ------------------------------------------------------------------ basics
     @v_args(meta=True)
     def name(self, meta: Meta, children: list[Token]) -> ast.Name:
+        return ast.Name(str(children[0]), self._span(meta))
+
+    @v_args(meta=True)
+    def head(self, meta: Meta, children: list[Token]) -> ast.Name:
         return ast.Name(str(children[0]), self._span(meta))
 
     @v_args(meta=True)
@@ -658,7 +672,9 @@ def _unexpected_token(
             span,
             label or "such as 21:00",
         )
-    if token.type == "NAME" or text in _keywords().values():
+    if _is_keyword_operand(exc):
+        return _keyword_as_operand(source, exc, offset, label)
+    if token.type in ("NAME", "HEAD") or text in _keywords().values():
         words = {_keywords()[t] for t in expected if t in _keywords()}
         best = did_you_mean(text, words) if text not in words else None
         if best is not None:
@@ -667,6 +683,33 @@ def _unexpected_token(
         label = f"`{text}` belongs inside a rule: write `rule <name>` first"
     message = f"unexpected {_describe_token(token)}; expected {_expected_text(expected)}"
     return error("syntax", message, span, label)
+
+
+# After these, the missing operand is a whole condition.
+_CONDITION_BEFORE = frozenset({"IF", "WHERE", "HAS", "AND", "OR", "NOT"})
+
+
+def _keyword_as_operand(
+    source: Source, exc: UnexpectedToken, offset: int, label: str
+) -> Diagnostic:
+    """A keyword where a value must come: `where e.x ==` then `then`. The expression before it is
+    unfinished, so the caret goes right after its last token (`==`), not on the keyword."""
+    token = exc.token
+    text = str(token)
+    previous = exc.token_history[-1] if exc.token_history else None
+    if previous is None or previous.end_pos is None:
+        what = "an expression"
+        span = _token_span(source, token, offset)
+        return error("syntax", f"unexpected `{text}`; expected {what}", span, label)
+    what = "a condition" if previous.type in _CONDITION_BEFORE else "an expression"
+    after = " ".join(str(previous).split())  # `not   in` -> `not in`
+    end = previous.end_pos + offset
+    return error(
+        "syntax",
+        f"expected {what} after `{after}`, found `{text}`",
+        source.span(end, end),
+        label or f"`{text}` is a keyword, not a value",
+    )
 
 
 _CHARACTER_HINTS = {
@@ -778,10 +821,49 @@ def _pieces(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
+_BLANK_OR_COMMENTS = re.compile(r"(?:\s|#[^\n]*)*")
+
+
+def _parse_text(text: str) -> Tree[Token]:
+    """Parse with the strict grammar, where no keyword starts a path, so that `then` after an
+    unfinished `where e.x ==` is an error at the condition and not the operand it lacks.
+
+    Constants named like keywords are refused by the checker, not the parser (`let limit = 1`
+    and `x > limit` still compile): when the strict parse stops at a keyword operand, the text is
+    parsed again with keywords allowed there. If that fails too, the strict error is the one to
+    report when the second parse stopped right after the keyword (it read `then` as the value and
+    then found the steps); else the keyword was meant as a value, and the fault is further on.
+    """
+    try:
+        return _parser().parse(text)
+    except UnexpectedToken as strict:
+        if not _is_keyword_operand(strict):
+            raise
+        try:
+            return _parser(strict=False).parse(text)
+        except UnexpectedInput as loose:
+            after_keyword = _BLANK_OR_COMMENTS.match(text, strict.token.end_pos or 0)
+            stopped_at = len(text) if _at_end(loose) else loose.pos_in_stream
+            if after_keyword is not None and after_keyword.end() == stopped_at:
+                raise strict from None
+            raise
+
+
+def _at_end(exc: UnexpectedInput) -> bool:
+    return isinstance(exc, UnexpectedEOF) or (
+        isinstance(exc, UnexpectedToken) and exc.token.type == "$END"
+    )
+
+
+def _is_keyword_operand(exc: UnexpectedToken) -> bool:
+    """A keyword (`then`) where a value must come (after `==`, `and`, `where`, ...)."""
+    return exc.token.type in _keywords() and "HEAD" in set(exc.accepts or exc.expected)
+
+
 def _parse_piece(source: Source, start: int, end: int) -> tuple[list[ast.Decl], Diagnostic | None]:
     text = source.text[start:end]
     try:
-        tree = _parser().parse(text)
+        tree = _parse_text(text)
         rule_file: ast.RuleFile = _Build(source, start).transform(tree)
     except UnexpectedInput as exc:
         return [], _syntax_error(source, exc, start, end)
