@@ -34,9 +34,6 @@ class Diagnostic:
         return self.severity is Severity.ERROR
 
 
-MAX_DIAGNOSTICS = 20
-
-
 def error(code: str, message: str, span: Span, label: str = "", *notes: str) -> Diagnostic:
     return Diagnostic(code, Severity.ERROR, message, span, label, tuple(notes))
 
@@ -63,10 +60,9 @@ def hint(word: str, candidates: Iterable[str]) -> str:
     return f" (did you mean `{best}`?)" if best else ""
 
 
-def sort_and_limit(
-    diagnostics: Iterable[Diagnostic], limit: int = MAX_DIAGNOSTICS
-) -> list[Diagnostic]:
-    """Sorted by location, de-duplicated, at most `limit` (errors kept before warnings)."""
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Sorted by location and de-duplicated; every one is kept (`nudge check` reports every
+    error of a ruleset in one run, LANGUAGE.md section 7)."""
     seen: set[tuple[str, int, str]] = set()
     unique: list[Diagnostic] = []
     for d in diagnostics:
@@ -74,7 +70,4 @@ def sort_and_limit(
         if key not in seen:
             seen.add(key)
             unique.append(d)
-    errors = [d for d in unique if d.is_error]
-    warnings = [d for d in unique if not d.is_error]
-    kept = (errors + warnings)[:limit]
-    return sorted(kept, key=lambda d: (d.span.sort_key(), d.code))
+    return sorted(unique, key=lambda d: (d.span.sort_key(), d.code))

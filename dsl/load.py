@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
-from .diagnostics import Diagnostic, error, sort_and_limit
+from .diagnostics import Diagnostic, error, sort_diagnostics
 from .parse import parse
 from .plan import RuleSet
 from .source import Source
@@ -66,7 +66,7 @@ def load_sources(sources: Iterable[Source], *, compile_plan: bool = True) -> Loa
     syntax_tree = ast.Ruleset(tuple(files))
     checked = check(syntax_tree)
     diagnostics.extend(checked.diagnostics)
-    diagnostics = sort_and_limit(diagnostics)
+    diagnostics = sort_diagnostics(diagnostics)
     ruleset = None
     if compile_plan and not any(d.is_error for d in diagnostics):
         ruleset = compile_ruleset(checked, sources={p: s.text for p, s in source_map.items()})
@@ -92,7 +92,7 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
                 )
             )
     result = load_sources(sources, compile_plan=compile_plan and not problems)
-    result.diagnostics = sort_and_limit([*problems, *result.diagnostics])
+    result.diagnostics = sort_diagnostics([*problems, *result.diagnostics])
     if problems:
         result.ruleset = None
     return result

@@ -30,9 +30,6 @@ from .source import Source, Span
 
 __all__ = ["parse", "parse_expression"]
 
-MAX_PARSE_ERRORS = 20
-
-
 # Human names for terminals in "expected ..." messages.
 TERMINAL_NAMES: dict[str, str] = {
     "NAME": "a name",
@@ -908,8 +905,6 @@ def parse(source: Source) -> tuple[ast.RuleFile, list[Diagnostic]]:
         kept.extend(piece_decls)
         if piece_problem is not None:
             diagnostics.append(piece_problem)
-            if len(diagnostics) >= MAX_PARSE_ERRORS:
-                break
     if not diagnostics:  # the pieces parse alone but not together: report the whole-file error
         diagnostics.append(problem)
     return ast.RuleFile(source.path, tuple(kept), whole, comments), diagnostics

@@ -1,8 +1,8 @@
 """The checker: `check(ruleset) -> Checked`.
 
 It runs the passes of `PASSES` in order over the whole ruleset (every file at once: names declared
-in one file are visible in all), collects every diagnostic, sorts them by location and keeps the
-first 20. Results for later stages go in side tables of `Checked`, never on the nodes.
+in one file are visible in all), collects every diagnostic and sorts them by location (all of them:
+`nudge check` reports every error in one run). Results for later stages go in side tables of `Checked`, never on the nodes.
 
 A pass is a plain function `check_x(ruleset, ctx) -> list[Diagnostic]`. Passes never raise for a
 user's mistake; an exception from a pass is a bug in the checker.
@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 from .. import ast
 from ..codes import diagnostic
-from ..diagnostics import Diagnostic, sort_and_limit
+from ..diagnostics import Diagnostic, sort_diagnostics
 from .context import Context
 from .declarations import check_declarations
 from .names import check_names
@@ -66,7 +66,7 @@ def check(ruleset: ast.Ruleset) -> Checked:
             found.append(_too_deep(ruleset))
     return Checked(
         ruleset,
-        tuple(sort_and_limit(found)),
+        tuple(sort_diagnostics(found)),
         MappingProxyType(ctx.lets),
         MappingProxyType(ctx.segments),
         MappingProxyType({k: MappingProxyType(v) for k, v in ctx.event_schemas.items()}),

@@ -19,7 +19,7 @@ from pathlib import Path
 from nudge.dsl import ast
 from nudge.dsl.check import Checked, check
 from nudge.dsl.codes import diagnostic
-from nudge.dsl.diagnostics import MAX_DIAGNOSTICS, Diagnostic, sort_and_limit
+from nudge.dsl.diagnostics import Diagnostic, sort_diagnostics
 from nudge.dsl.load import find_rule_files, load_ruleset
 from nudge.dsl.render import render_json, render_texts
 from nudge.dsl.source import Source
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         # `templates` only when given: a hook may take just the folder and the ruleset.
         given = {} if templates is None else {"templates": templates}
         found += extra_checks(ruleset_dir(paths), checked, **given)
-    diagnostics = sort_and_limit(found)
+    diagnostics = sort_diagnostics(found)
     errors = sum(d.is_error for d in diagnostics)
     if not errors and checked is not None:
         # A clean ruleset must compile; an exception here is a bug in the compiler, not the rules.
@@ -110,24 +110,18 @@ def ruleset_dir(paths: Sequence[str]) -> Path:
 
 
 def summary(paths: Sequence[str], diagnostics: Sequence[Diagnostic], files: int, rules: int) -> str:
-    """`3 errors, 1 warning in 2 files` or `rules/: 7 rules in 3 files, all good`."""
+    """`3 errors, 1 warning in 2 files` or `rules/: 7 rules in 3 files, all good`: the counts of
+    every diagnostic, all of which are shown."""
     errors = sum(d.is_error for d in diagnostics)
     warnings = len(diagnostics) - errors
-    cut = (
-        f" (only the first {MAX_DIAGNOSTICS} are shown)"
-        if len(diagnostics) >= MAX_DIAGNOSTICS
-        else ""
-    )
     if errors:
         counts = [_plural(errors, "error")]
         if warnings:
             counts.append(_plural(warnings, "warning"))
         where = len({d.span.path for d in diagnostics})
-        return f"{', '.join(counts)} in {_plural(where, 'file')}{cut}"
+        return f"{', '.join(counts)} in {_plural(where, 'file')}"
     verdict = _plural(warnings, "warning") if warnings else "all good"
-    return (
-        f"{' '.join(paths)}: {_plural(rules, 'rule')} in {_plural(files, 'file')}, {verdict}{cut}"
-    )
+    return f"{' '.join(paths)}: {_plural(rules, 'rule')} in {_plural(files, 'file')}, {verdict}"
 
 
 def _plural(n: int, word: str) -> str:

@@ -181,6 +181,30 @@ def test_the_example_ruleset_is_clean(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_summary_wording() -> None:
     span = Source("a.rules", "x").span(0, 1)
-    many = [diagnostic("unknown-name", "m", span)] * 20
-    assert check_command.summary(["rules/"], many, 3, 7).endswith("(only the first 20 are shown)")
+    many = [diagnostic("unknown-name", "m", span)] * 25
+    assert check_command.summary(["rules/"], many, 3, 7) == "25 errors in 1 file"
     assert check_command.summary(["rules/"], [], 3, 7) == "rules/: 7 rules in 3 files, all good"
+
+
+def test_every_error_is_reported_and_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # LANGUAGE.md section 7: every error in one run, not just the first (nor the first 20).
+    event = "event signed_up { source: string }\n"
+    unknown_fields = "".join(
+        f'rule r{i}\n    when signed_up where signed_up.sorce == "x{i}"\n    then\n'
+        f'        send email "welcome_1"\nend\n\n'
+        for i in range(25)
+    )
+    missing_then = "".join(
+        f'rule s{i}\n    when signed_up\n    if contact.vip\n        send email "t"\nend\n\n'
+        for i in range(25)
+    )
+    rules = write(tmp_path / "rules", {"a.rules": event + unknown_fields, "b.rules": missing_then})
+    assert main(["check", str(rules)]) == 1
+    out, err = capsys.readouterr()
+    assert out.count(": error: unknown field `sorce`") == 25
+    assert out.count(": error: unexpected `send`; expected `then`") == 25
+    assert err == "50 errors in 2 files\n"
+    assert main(["check", "--format", "json", str(rules)]) == 1
+    assert len(json.loads(capsys.readouterr().out)) == 50
