@@ -218,10 +218,22 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentTiming:
+    """What makes a segment's condition change as time passes (`compile/time_deps.py`): it may
+    turn at `T + offset` for a time `T` in one of the contact's `traits`, and when an event
+    leaves one of the `windows` (`(window id, seconds)`)."""
+
+    traits: tuple[str, ...]
+    offsets: tuple[float, ...]
+    windows: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     name: str
     condition: Fn  # evaluated with b = {} and the contact
     origin: Origin
+    timing: SegmentTiming | None = None  # None: only events change it
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from .delivery_rules import allowed_by_cap
 from .dispatch import TypePlan, type_plans
 from .events import Event
 from .merge import merge_contact
-from .segments import reevaluate
+from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, time_passed
 from .state import ContactState, Timer
 from .steps import Firing, change_trait, count_limited, held_back, run_steps, suppressed_preview
 from .timers import arm_event_timer, cancel_rule_timers
@@ -82,6 +82,8 @@ class Engine:
         self.quiet_hours: QuietHours | None = ruleset.quiet_hours
         self.segments: tuple[Segment, ...] = ruleset.segments
         self.on_segment: Mapping[str, tuple[Rule, ...]] = ruleset.on_segment
+        # Segments that change with time alone are checked by a timer (`segments.py`).
+        self.segment_clock = SegmentClock.of(ruleset.segments)
         self._inactive = tuple(
             (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
         )
@@ -144,6 +146,11 @@ class Engine:
         d.dirty = True
         ctx = Context(state, now, d)
         payload = timer.payload
+        if timer.kind == SEGMENT_CHECK:
+            reevaluate(self, ctx, time_passed(state.contact_id, timer.due))
+            if ctx.queue:
+                self._drain(ctx)
+            return d
         if timer.kind == "deliver":
             action = payload["action"]
             d.actions.append(action)
@@ -316,7 +323,8 @@ class Engine:
                     break
 
     def _run_goals(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
-        """The latest rule that sent to the contact within its goal's window converts."""
+        """The latest rule that sent to the contact within its goal's window converts (last
+        touch: each goal event counts, so a second order within the window counts again)."""
         last_send = ctx.state.last_send
         winner: Rule | None = None
         latest = float("-inf")
@@ -332,7 +340,6 @@ class Engine:
                 winner, latest = rule, sent
         if winner is None:
             return
-        del last_send[winner.name]
         record = ctx.make_record("conversion", winner.name, {"event_id": e.id})
         ctx.d.conversions.append(record)
         count_rule(ctx.d, winner.name, "converted")

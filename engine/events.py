@@ -20,8 +20,8 @@ Rules beyond LANGUAGE.md, kept here so the language reference can quote them:
 - `inbound`, optional boolean: `false` marks an event the engine or a connector emitted
   (it does not reset `inactive for`). It defaults to false for the types only the engine
   and the connectors emit (`NOT_INBOUND_TYPES`: `stage_changed`, `email_sent`, ...) and to
-  true for the others; `Event.to_json` writes it only when it differs from that default,
-  so such events survive a trip through the events topic. A top-level `origin` field
+  true for the others; `Event.to_json` writes it when false, or when true against that
+  default, so such events survive a trip through the events topic. A top-level `origin` field
   (e.g. `"origin": "connector"`) marks an event as not inbound too.
 - Unknown top-level fields are ignored.
 - An object without `contact_id` whose `type` is one of Segment's track, identify, page,
@@ -127,8 +127,10 @@ class Event:
             out["traits"] = self.traits
         if self.anonymous_id is not None:
             out["anonymous_id"] = self.anonymous_id
-        if self.inbound is (self.type in NOT_INBOUND_TYPES):  # not the type's default
-            out["inbound"] = self.inbound
+        if not self.inbound:
+            out["inbound"] = False
+        elif self.type in NOT_INBOUND_TYPES:  # against its type's default
+            out["inbound"] = True
         return out
 
 

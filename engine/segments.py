@@ -1,20 +1,109 @@
 """Dynamic segments: re-evaluated after each event and timer; membership changes emit
-`segment_entered` / `segment_left` and fire `entered S` / `left S` rules."""
+`segment_entered` / `segment_left` and fire `entered S` / `left S` rules.
+
+Segments whose condition changes as time passes (`days_since(...)`, `now - ...`,
+`count(... within D)`; see `nudge.dsl.compile.time_deps`) are kept up to date without
+events too: after each evaluation the contact gets one timer, `segments`, due at the next
+instant such a condition may turn (a time trait plus an offset, or an event leaving a
+window), checked at that instant and one second after it (for `>` against `>=`). When it
+fires, the segments are evaluated as after an event; the rules' `event` is then a
+`time_passed` event of the contact at that instant (id `<contact>/time_passed/<time>`).
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from nudge.dsl.plan import Segment
+
 from .decision import Context
-from .events import Event
+from .events import Event, format_time, parse_time
+from .state import ContactState, Timer
 from .steps import emit_event
 
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["reevaluate"]
+__all__ = ["SEGMENT_CHECK", "SegmentClock", "reevaluate", "time_passed"]
 
+SEGMENT_CHECK = "segments"  # the timer's id and kind
 _NO_BINDINGS: dict[str, Any] = {}
+
+
+class SegmentClock:
+    """The union of the time dependencies of a ruleset's segments."""
+
+    __slots__ = ("offsets", "traits", "windows")
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        traits: set[str] = set()
+        offsets: set[float] = set()
+        windows: dict[str, float] = {}
+        for seg in segments:
+            timing = seg.timing
+            if timing is None:
+                continue
+            traits.update(timing.traits)
+            offsets.update(timing.offsets)
+            for wid, seconds in timing.windows:
+                windows[wid] = max(windows.get(wid, 0.0), seconds)
+        self.traits = tuple(sorted(traits))
+        self.offsets = tuple(sorted(offsets))
+        self.windows = tuple(sorted(windows.items()))
+
+    @classmethod
+    def of(cls, segments: Sequence[Segment]) -> SegmentClock | None:
+        """None when no segment changes with time alone."""
+        if not any(seg.timing is not None for seg in segments):
+            return None
+        return cls(segments)
+
+    def next_check(self, state: ContactState, now: float) -> float | None:
+        """The earliest instant after `now` at which a segment of the contact may turn."""
+        best = math.inf
+        traits = state.traits
+        offsets = self.offsets
+        for field in self.traits:
+            at = _as_time(traits.get(field))
+            if at is None:
+                continue
+            for offset in offsets:  # ascending: the first one ahead is this trait's earliest
+                turn = at + offset
+                if turn > now:
+                    best = min(best, turn)
+                    break
+                if turn + 1.0 > now:
+                    best = min(best, turn + 1.0)
+                    break
+        windows = state.windows
+        for wid, seconds in self.windows:
+            for ts in windows.get(wid, ()):
+                leaves = ts + seconds + 1.0  # counted up to `ts + D` inclusive
+                if leaves > now:
+                    best = min(best, leaves)
+                    break  # ascending
+        return None if best == math.inf else best
+
+
+def _as_time(value: Any) -> float | None:
+    t = type(value)
+    if t is int or t is float:
+        return float(value)
+    if t is str:
+        try:
+            return parse_time(value)
+        except ValueError:
+            return None
+    return None
+
+
+def time_passed(contact_id: str, at: float) -> Event:
+    """The cause of a segment change that time alone brought about."""
+    timestamp = format_time(at)
+    eid = f"{contact_id}/time_passed/{timestamp}"
+    return Event(eid, "time_passed", contact_id, at, timestamp, {}, inbound=False)
 
 
 def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
@@ -23,6 +112,27 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
     segments = engine.segments
     if not segments or ctx.segments_at == ctx.changes:
         return
+    _evaluate(engine, ctx, cause, segments)
+    clock = engine.segment_clock
+    if clock is not None:
+        _schedule(ctx, clock.next_check(ctx.state, ctx.now))
+
+
+def _schedule(ctx: Context, due: float | None) -> None:
+    timers = ctx.state.timers
+    current = timers.get(SEGMENT_CHECK)
+    if due is None:
+        if current is not None:
+            del timers[SEGMENT_CHECK]
+        return
+    if current is not None and current.due == due:
+        return
+    timer = Timer(SEGMENT_CHECK, ctx.state.contact_id, "", SEGMENT_CHECK, due, {})
+    timers[SEGMENT_CHECK] = timer
+    ctx.d.timers.append(timer)
+
+
+def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Segment]) -> None:
     ctx.segments_at = ctx.changes
     traits = ctx.traits
     now = ctx.now

@@ -15,7 +15,8 @@
 
 Events are attributed to the rule in their `properties.rule` (the connectors and the tracking
 links put it there), and each event id is counted once, however often it is processed.
-The conversion rate is `converted / fired`: how often a firing led to the goal.
+The conversion rate is `converted / fired`: goal events per firing (last-touch attribution:
+a contact reaching the goal twice within the window counts twice).
 
     stats = RuleStats()
     stats.add_decision(decision)            # after a batch or a timer tick

@@ -36,6 +36,7 @@ from .codegen import FileUnit, Scope
 from .fold import Folder
 from .keys import match_key
 from .tests_compile import CompileError, compile_test
+from .time_deps import segment_timing
 
 __all__ = ["CheckedLike", "build_ruleset"]
 
@@ -158,6 +159,8 @@ class _Builder:
         self.types = types
         self.built = False
         self._negated: dict[int, ast.Unary] = {}
+        self.lets: Mapping[str, ast.Expr] = {}
+        self.segment_conditions: Mapping[str, ast.Expr] = {}
 
     def fn(
         self, expr: ast.Expr, scope: Mapping[str, str], label: str, *, value: bool = False
@@ -184,7 +187,10 @@ class _Builder:
                     parts.rules.append(self.rule(decl))
                 elif isinstance(decl, ast.Segment):
                     fn = self.fn(decl.condition, {}, f"segment {decl.name.value}")
-                    parts.segments.append(plan.Segment(decl.name.value, fn, origin(decl.span)))
+                    timing = segment_timing(decl.condition, self.lets, self.segment_conditions)
+                    parts.segments.append(
+                        plan.Segment(decl.name.value, fn, origin(decl.span), timing)
+                    )
                 elif isinstance(decl, ast.ChannelPolicy):
                     channel = decl.channel.value
                     parts.policies[channel] = plan.ChannelPolicy(
@@ -433,6 +439,13 @@ def _build(checked: CheckedLike, sources: Mapping[str, str] | None) -> plan.Rule
     if not units:
         units["<empty>"] = FileUnit("<empty>", folder, windows.from_count, types)
     builder = _Builder(units, windows, types)
+    builder.lets = {name: let.value for name, let in checked.lets.items()}
+    builder.segment_conditions = {
+        decl.name.value: decl.condition
+        for file in ruleset.files
+        for decl in file.decls
+        if isinstance(decl, ast.Segment)
+    }
     builder.run(ruleset)  # generates the code of every expression
     for unit in units.values():
         unit.build()

@@ -102,8 +102,8 @@ def test_the_latest_rule_that_sent_gets_the_conversion(replay: Replay) -> None:
         "--trace",
     )
     conversions = [(x["rule"], x["event_id"], x["at"]) for x in r.records("conversion")]
-    # the second order goes to the other rule that sent: each send converts once
-    assert conversions == [("second", "e3", at("12:00")), ("first", "e4", at("13:00"))]
+    # last touch: each order goes to the latest rule that sent, the second one too
+    assert conversions == [("second", "e3", at("12:00")), ("second", "e4", at("13:00"))]
     assert r.summary()["conversions"] == "2"
 
 

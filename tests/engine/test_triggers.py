@@ -400,3 +400,57 @@ end
         ],
     )
     assert [a["at"] for a in r.actions()] == [at("10:00"), at("10:10")]
+
+
+def test_segments_that_change_as_time_passes_are_entered_and_left_without_events(
+    replay: Replay,
+) -> None:
+    rules = """
+let lapse = 30
+segment lapsed = days_since(contact.last_order_at) > lapse
+segment active = count(page_viewed within 1d) >= 2
+segment trial_over = contact.trial_ends_at <= now
+
+rule winback
+    when entered lapsed
+    then
+        send webhook "winback" with { why: event.event }
+end
+
+rule gone_quiet
+    when left active
+    then
+        send webhook "quiet"
+end
+
+rule trial
+    when entered trial_over
+    then
+        send webhook "trial"
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("10:00", day=1), last_order_at=at("10:00", day=1)),
+            ev("e1", "page_viewed", "c2", at("10:00", day=1)),
+            ev("e2", "page_viewed", "c2", at("12:00", day=1)),
+            identify("i2", "c3", at("09:00", day=1), trial_ends_at=at("09:30", day=2)),
+            ev("e3", "page_viewed", "c3", at("10:00", day=1)),
+            # c4 orders again before 30 days are out: the check moves on
+            identify("i3", "c4", at("10:00", day=1), last_order_at=at("10:00", day=1)),
+            identify("i4", "c4", at("10:00", day=20), last_order_at=at("10:00", day=20)),
+        ],
+        "--until",
+        at("00:00", day=31, month=12),
+    )
+    got = [(a["rule"], a["contact_id"], a["at"]) for a in r.actions()]
+    assert got == [
+        ("trial", "c3", at("09:30", day=2)),
+        ("gone_quiet", "c2", at("10:00:01", day=2)),  # e1 counts up to 1d after it
+        ("winback", "c1", at("10:00:01", day=1, month=12)),  # more than 30 days
+        ("winback", "c4", at("10:00:01", day=20, month=12)),
+    ]
+    assert r.actions("webhook", "winback")[0]["data"] == {"why": "time_passed"}
+    again = replay(rules, [], "--until", at("00:00", day=31, month=12))
+    assert again.actions() == []

@@ -1,0 +1,119 @@
+"""When can a segment's condition change with no event at all, only because time passes?
+
+`days_since(contact.last_order_at) > 30`, `now - contact.trial_ends_at > 0s` or
+`count(order_completed within 365d) >= 3` change as the clock moves on. The engine keeps
+such segments up to date with one timer per contact, due at the next instant one of them
+may change. Those instants are found from what this module collects:
+
+- the contact fields that may hold times (every `contact.<field>` of a condition that uses
+  `now`, `days_since` or `hours_since`; fields that hold no time are skipped at run time),
+- the offsets from such a time at which a comparison may turn: every duration of the
+  condition, every number times a day (`days_since`) or an hour (`hours_since`), and 0,
+- the windows of its `count(...)`s: an event leaves one `D` after it happened.
+
+A superset is harmless (a check that changes nothing costs one evaluation); an instant
+missed would leave a contact in a segment it has left, so `contact in <segment>` takes in
+that segment's dependencies, and named constants (`let`) are looked through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from .. import ast, plan
+from .canon import window_id
+
+__all__ = ["segment_timing"]
+
+_DAY = 86400.0
+_HOUR = 3600.0
+
+
+def segment_timing(
+    condition: ast.Expr,
+    lets: Mapping[str, ast.Expr],
+    segments: Mapping[str, ast.Expr],
+) -> plan.SegmentTiming | None:
+    """What makes `condition` change with time alone; None if nothing does."""
+    found = _Found()
+    found.walk(condition, lets, segments, set())
+    if not found.clocked and not found.windows:
+        return None
+    offsets = {0.0, *found.durations}
+    if found.days:
+        offsets.update(n * _DAY for n in found.numbers)
+    if found.hours:
+        offsets.update(n * _HOUR for n in found.numbers)
+    return plan.SegmentTiming(
+        traits=tuple(sorted(found.fields)) if found.clocked else (),
+        offsets=tuple(sorted(offsets)),
+        windows=tuple(sorted(found.windows.items())),
+    )
+
+
+class _Found:
+    def __init__(self) -> None:
+        self.clocked = False  # uses `now`, `days_since` or `hours_since`
+        self.days = False
+        self.hours = False
+        self.fields: set[str] = set()
+        self.durations: set[float] = set()
+        self.numbers: set[float] = set()
+        self.windows: dict[str, float] = {}
+
+    def walk(
+        self,
+        expr: ast.Expr,
+        lets: Mapping[str, ast.Expr],
+        segments: Mapping[str, ast.Expr],
+        visiting: set[str],
+    ) -> None:
+        for node in _nodes(expr):
+            match node:
+                case ast.Now():
+                    self.clocked = True
+                case ast.Duration():
+                    self.durations.add(float(node.seconds))
+                case ast.Literal(value=value) if type(value) in (int, float):
+                    self.numbers.add(abs(float(value)))  # type: ignore[arg-type]
+                case ast.Call(name=function):
+                    if function.value == "days_since":
+                        self.clocked = self.days = True
+                    elif function.value == "hours_since":
+                        self.clocked = self.hours = True
+                case ast.Count(event=event, where=where, within=within):
+                    wid = window_id(event.value, where, (event.value, "event"))
+                    self.windows[wid] = max(self.windows.get(wid, 0.0), float(within.seconds))
+                case ast.Path(parts=parts):
+                    head = parts[0].value
+                    if head == "contact" and len(parts) > 1:
+                        self.fields.add(parts[1].value)
+                    elif len(parts) == 1 and head in lets and head not in visiting:
+                        self.walk(lets[head], lets, segments, visiting | {head})
+                case ast.InSegment(segment=segment):
+                    key = "segment " + segment.value
+                    other = segments.get(segment.value)
+                    if other is not None and key not in visiting:
+                        self.walk(other, lets, segments, visiting | {key})
+
+
+def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """`expr` and every expression inside it (not into `count(...)`'s own condition, which
+    is evaluated when its events arrive, not as time passes)."""
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        match node:
+            case ast.Unary(operand=operand) | ast.IsNull(operand=operand):
+                stack.append(operand)
+            case ast.Binary(left=left, right=right) | ast.Compare(left=left, right=right):
+                stack += (left, right)
+            case ast.Logical(left=left, right=right):
+                stack += (left, right)
+            case ast.Call(args=args):
+                stack.extend(args)
+            case ast.ListExpr(items=items):
+                stack.extend(items)
+            case ast.ObjectExpr(entries=entries):
+                stack.extend(e.value for e in entries)

@@ -1,0 +1,56 @@
+"""Which segments change as time passes, and the offsets and windows the engine watches."""
+
+from __future__ import annotations
+
+from nudge.dsl import ast, plan
+from nudge.dsl.check import check
+from nudge.dsl.compile import compile_ruleset
+from nudge.dsl.parse import parse
+from nudge.dsl.source import Source
+
+DAY = 86400.0
+
+
+def timings(text: str) -> dict[str, plan.SegmentTiming | None]:
+    rule_file, diagnostics = parse(Source("t.rules", text))
+    assert rule_file is not None and not diagnostics
+    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {"t.rules": text})
+    return {s.name: s.timing for s in ruleset.segments}
+
+
+def test_segments_on_traits_alone_do_not_change_with_time() -> None:
+    found = timings('segment vip = contact.total_spent > 1000 and contact.country == "SE"\n')
+    assert found == {"vip": None}
+
+
+def test_days_since_watches_the_trait_at_the_number_of_days() -> None:
+    found = timings("segment lapsed = days_since(contact.last_order_at) > 30\n")
+    timing = found["lapsed"]
+    assert timing is not None
+    assert timing.traits == ("last_order_at",)
+    assert 30 * DAY in timing.offsets and 0.0 in timing.offsets
+    assert timing.windows == ()
+
+
+def test_now_arithmetic_through_a_let_and_another_segment() -> None:
+    text = (
+        "let grace = 14d\n"
+        "segment overdue = now - contact.due_at > grace\n"
+        'segment chase = contact in overdue and contact.plan == "pro"\n'
+    )
+    found = timings(text)
+    for name in ("overdue", "chase"):
+        timing = found[name]
+        assert timing is not None, name
+        assert "due_at" in timing.traits
+        assert 14 * DAY in timing.offsets
+
+
+def test_count_windows_are_watched_by_id_and_length() -> None:
+    found = timings("segment active = count(page_viewed within 1d) >= 2\n")
+    timing = found["active"]
+    assert timing is not None
+    assert timing.traits == ()
+    [(window, seconds)] = timing.windows
+    assert window.startswith("w:page_viewed:")
+    assert seconds == DAY
