@@ -566,7 +566,8 @@ class Expect(Node):
     """`expect [no] [at <time>] [<contact>] <kind> ["<target>"] [with {...}]`.
 
     `kind` is `email`, `sms`, `webhook`, `audience_add`, `audience_remove` or `show` (the action
-    kinds of LANGUAGE.md §5b); `target` is the template, name, or content.
+    kinds of LANGUAGE.md §5b; `audience add` / `audience remove` in the text are read as
+    `audience_add` / `audience_remove`); `target` is the template, name, or content.
     """
 
     negated: bool

@@ -480,8 +480,9 @@ _ALL: tuple[Code, ...] = (
         "unknown-action-kind",
         E,
         "`expect` with a kind that is not an action kind",
-        "An expectation names an action kind: `email`, `sms`, `webhook`, `audience_add`, "
-        "`audience_remove` or `show`.",
+        "An expectation names an action kind: `email`, `sms`, `webhook`, `audience_add` (or "
+        "`audience add`, as the step is written), `audience_remove` (or `audience remove`) or "
+        "`show`.",
         'test "t"\n    at 2026-11-20T10:00:00Z c1 signed_up\n    expect c1 emial "welcome_1"\nend\n',
     ),
     Code(

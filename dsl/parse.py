@@ -384,6 +384,14 @@ class _Build(Transformer[Token, Any]):
         assert isinstance(kind, ast.Name)
         return kind
 
+    @v_args(meta=True)
+    def audience_add_kind(self, meta: Meta, children: list[Any]) -> ast.Name:
+        return ast.Name("audience_add", self._span(meta))
+
+    @v_args(meta=True)
+    def audience_remove_kind(self, meta: Meta, children: list[Any]) -> ast.Name:
+        return ast.Name("audience_remove", self._span(meta))
+
     def at(self, children: list[Any]) -> Any:
         return children[0]
 
@@ -773,7 +781,7 @@ PARSE_EXAMPLES: dict[str, list[str]] = {
         'rule r when e if contact.x then send email "t" else send sms "t" end',
     ],
     # A test's lines: examples with and without a line before (the parser's stack differs).
-    "the action kinds are `audience_add` and `audience_remove`": [
+    'write `audience add "<name>"` or `audience remove "<name>"`': [
         'test "t" expect c1 audience "a" end',
         'test "t" expect audience "a" end',
         'test "t" expect no email expect c1 audience "a" end',
