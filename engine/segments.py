@@ -26,7 +26,7 @@ from .steps import emit_event
 if TYPE_CHECKING:
     from .engine import Engine
 
-__all__ = ["SEGMENT_CHECK", "SegmentClock", "reevaluate", "time_passed"]
+__all__ = ["SEGMENT_CHECK", "SegmentClock", "reevaluate", "schedule_check", "time_passed"]
 
 SEGMENT_CHECK = "segments"  # the timer's id and kind
 _NO_BINDINGS: dict[str, Any] = {}
@@ -35,7 +35,7 @@ _NO_BINDINGS: dict[str, Any] = {}
 class SegmentClock:
     """The union of the time dependencies of a ruleset's segments."""
 
-    __slots__ = ("offsets", "traits", "windows")
+    __slots__ = ("offsets", "reads_seen", "traits", "windows")
 
     def __init__(self, segments: Sequence[Segment]) -> None:
         traits: set[str] = set()
@@ -50,6 +50,8 @@ class SegmentClock:
             for wid, seconds in timing.windows:
                 windows[wid] = max(windows.get(wid, 0.0), seconds)
         self.traits = tuple(sorted(traits))
+        # `last_seen` moves with every inbound event without counting as a change
+        self.reads_seen = bool(traits & {"last_seen", "first_seen"})
         self.offsets = tuple(sorted(offsets))
         self.windows = tuple(sorted(windows.items()))
 
@@ -114,11 +116,13 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
         return
     _evaluate(engine, ctx, cause, segments)
     clock = engine.segment_clock
-    if clock is not None:
-        _schedule(ctx, clock.next_check(ctx.state, ctx.now))
+    if clock is not None and (ctx.changes or clock.reads_seen):
+        schedule_check(clock, ctx)
 
 
-def _schedule(ctx: Context, due: float | None) -> None:
+def schedule_check(clock: SegmentClock, ctx: Context) -> None:
+    """(Re)arm, move or drop the contact's `segments` timer (unchanged data: it stays)."""
+    due = clock.next_check(ctx.state, ctx.now)
     timers = ctx.state.timers
     current = timers.get(SEGMENT_CHECK)
     if due is None:
