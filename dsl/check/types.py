@@ -18,7 +18,7 @@ from collections.abc import Callable
 from .. import ast
 from ..codes import diagnostic
 from ..diagnostics import Diagnostic, hint
-from .context import CONTACT_BUILTINS, Context
+from .context import CONTACT_BUILTINS, ENVELOPE, Context
 from .scopes import Root, Scope, count_scope, resolve, roots, rule_scopes
 
 UNKNOWN = frozenset({"any", "null"})
@@ -298,9 +298,10 @@ class _Types:
             if not rest:
                 return "object"
             fields = self.ctx.event_fields(binding.event_type)
-            if fields is None:
-                return "any"
             name = rest[0].value
+            if fields is None:
+                # undeclared: its properties are untyped, its envelope is known
+                return ENVELOPE.get(name, "any") if len(rest) == 1 else "any"
             if name not in fields:
                 self.report(
                     "unknown-field",

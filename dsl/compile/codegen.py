@@ -324,15 +324,20 @@ class _Gen:
     # ------------------------------------------------------------------ entry points
 
     def value(self, expr: ast.Expr) -> py.expr:
-        """An expression whose result leaves the engine: constants are copied."""
+        """An expression whose result leaves the engine: constants are copied, and times
+        (`now`, `event.timestamp + 1d`) become ISO 8601 text."""
+        is_time = self.unit.types.get(id(expr)) == "time"
         folded = self.fold(expr)
         if folded is not NOT_CONSTANT:
+            if is_time:
+                folded = runtime.time_text(folded)
             return _at(self.constant(folded, fresh=True), expr.span)
         if isinstance(expr, ast.ListExpr):
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
         if isinstance(expr, ast.ObjectExpr):
             return self.obj(expr, self.value)
-        return self.expr(expr)
+        code = self.expr(expr)
+        return _at(_call("time_text", code), expr.span) if is_time else code
 
     def expr(self, expr: ast.Expr) -> py.expr:
         folded = self.fold(expr)

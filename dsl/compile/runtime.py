@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
@@ -53,6 +53,7 @@ __all__ = [
     "not_in",
     "startswith",
     "sub",
+    "time_text",
     "to_time",
     "upper",
     "walk",
@@ -60,6 +61,7 @@ __all__ = [
 
 NUMBER_TYPES: Final = frozenset({int, float})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)
 _ISO_HEAD = re.compile(r"\d{4}-\d{2}-\d{2}")
 ENVELOPE = frozenset({"id", "event", "contact_id", "timestamp"})
 
@@ -125,6 +127,25 @@ def _same(a: Value, b: Value) -> bool:
     if (ta is list or ta is tuple) and (tb is list or tb is tuple):
         return len(a) == len(b) and all(map(_same, a, b))
     return False
+
+
+def time_text(v: Value) -> Value:
+    """A time leaving the engine (action data, a trait): a number of epoch seconds becomes
+    ISO 8601 text in UTC, `2026-11-20T10:00:00Z` (milliseconds or microseconds only when
+    there are any); text, null and anything else are left as they are."""
+    t = type(v)
+    if t is not int and t is not float:
+        return v
+    try:
+        at = _NAIVE_EPOCH + timedelta(microseconds=round(v * 1_000_000))
+    except (OverflowError, ValueError):
+        return v
+    micro = at.microsecond
+    if not micro:
+        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not micro % 1000:
+        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micro // 1000:03d}Z"
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def is_iso(text: str) -> bool:
@@ -450,6 +471,7 @@ NAMES: Final[Mapping[str, Any]] = {
     "eq": eq,
     "ne": ne,
     "as_time": as_time,
+    "time_text": time_text,
     "lt": lt,
     "le": le,
     "gt": gt,

@@ -300,3 +300,30 @@ end
     )
     got = [(a["contact_id"], a["name"]) for a in r.actions()]
     assert got == [("c1", "one"), ("c2", "one"), ("c1", "two")]
+
+
+def test_times_leave_the_engine_as_iso_text(replay: Replay) -> None:
+    """`now` and time arithmetic in action data, emitted data and traits: ISO 8601 in UTC."""
+    rules = """
+rule remember
+    when order_completed
+    then
+        set contact.last_order_at = now
+        set contact.renew_at = event.timestamp + 30d
+        send webhook "crm" with { at: now, next_day: order_completed.timestamp + 1d, n: 5 }
+end
+"""
+    r = replay(
+        rules,
+        [
+            {
+                **ev("e1", "order_completed", "c1", at("10:00")),
+                "timestamp": "2026-11-20T11:00:00+01:00",
+            }
+        ],
+        "--trace",
+    )
+    [action] = r.actions()
+    assert action["data"] == {"at": at("10:00"), "next_day": at("10:00", day=21), "n": 5}
+    traits = {x["field"]: x["to"] for x in r.records("trait")}
+    assert traits == {"last_order_at": at("10:00"), "renew_at": at("10:00", day=20, month=12)}

@@ -218,3 +218,16 @@ def test_names_table_holds_only_runtime_helpers() -> None:
         assert getattr(rt, name) is rt.NAMES[name]
     assert set(rt.COMPARE_NAMES.values()) <= set(rt.NAMES)
     assert set(rt.ARITHMETIC_NAMES.values()) <= set(rt.NAMES)
+
+
+def test_time_text_writes_numbers_as_iso_text_in_utc() -> None:
+    from nudge.dsl.compile.runtime import time_text
+
+    assert time_text(1795168800.0) == "2026-11-20T10:00:00Z"
+    assert time_text(1795168800) == "2026-11-20T10:00:00Z"
+    assert time_text(1795168800.25) == "2026-11-20T10:00:00.250Z"
+    assert time_text(1795168800.000123) == "2026-11-20T10:00:00.000123Z"
+    assert time_text("2026-11-20T10:00:00Z") == "2026-11-20T10:00:00Z"
+    assert time_text(None) is None
+    assert time_text(True) is True
+    assert time_text(1e300) == 1e300  # beyond any date: left as it is
