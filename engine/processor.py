@@ -16,7 +16,11 @@ interleave:
 `revoke()` waits for the batch under way and stops; `assign(partitions)` reads back what
 the previous owner published after its last save, then opens the gate.
 
-The caller acknowledges a batch's records only after `handle` returned. A batch cut short
+`submit(records)` does steps 1 to 3 up to sending the actions and returns a future for the
+rest, so the caller can take the next batch from the broker meanwhile; the next `submit`
+waits until the batch is saved before running the engine. `handle` is both, awaited.
+
+The caller acknowledges a batch's records only after it is saved. A batch cut short
 (cancelled at shutdown, or failed: then the process stops at once, `fatal`) leaves its
 records unacknowledged, so their offsets are not committed and the partition's next owner
 runs them again; whatever was published of it is recognised and not published twice.
@@ -129,6 +133,7 @@ class StreamProcessor:
         self._lock = asyncio.Lock()
         self._open = asyncio.Event()
         self._shard_of: dict[str, int] = {}
+        self._finishing: asyncio.Future[None] | None = None  # the latest batch's save
 
     @property
     def engine(self) -> Engine:
@@ -167,25 +172,38 @@ class StreamProcessor:
     # ------------------------------------------------------------------ events
 
     async def handle(self, records: Sequence[Record]) -> None:
-        """One micro-batch of the events topic, in order. Acknowledge the records after it.
+        """One micro-batch of the events topic, in order, published and saved when this
+        returns. Acknowledge the records after it."""
+        await (await self.submit(records))
 
-        An error here stops the process (`fatal`): the records stay unacknowledged, so their
+    async def submit(self, records: Sequence[Record]) -> asyncio.Future[None]:
+        """Run one micro-batch and send its actions; the future returned is done once the
+        broker has acknowledged them and the states are saved: acknowledge the records then.
+
+        Meanwhile the caller may take the next batch from the broker: its `submit` waits
+        until this one is saved (the engine never runs on states not yet saved), but the wait
+        for the broker and Redis no longer holds up the fetching of what comes next.
+
+        An error stops the process (`fatal`): the records stay unacknowledged, so their
         offsets are never committed and the partition's next owner runs them again.
         """
         try:
-            await self._handle(records)
+            return await self._submit(records)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            _log.critical(
-                "worker.batch_failed",
-                error="".join(traceback.format_exception(exc)),
-                note="stopping without committing offsets: the next owner resumes from there",
-            )
-            self.fatal(70)
+            self._batch_failed(exc)
             raise
 
-    async def _handle(self, records: Sequence[Record]) -> None:
+    def _batch_failed(self, exc: BaseException) -> None:
+        _log.critical(
+            "worker.batch_failed",
+            error="".join(traceback.format_exception(exc)),
+            note="stopping without committing offsets: the next owner resumes from there",
+        )
+        self.fatal(70)
+
+    async def _submit(self, records: Sequence[Record]) -> asyncio.Future[None]:
         await self._open.wait()
         owned = self.owned
         events: list[Event] = []
@@ -212,24 +230,87 @@ class StreamProcessor:
             await self._dead_letters(rejected)
         if forward:
             await self._forward(forward)
-        if events:
-            await self._run(events)
-
-    async def _run(self, events: list[Event]) -> None:
-        async with self._lock:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not events:
+            done.set_result(None)
+            return done
+        await self._lock.acquire()  # released once the batch is saved
+        try:
             stats = self.stats
             if stats.first_at is None:
                 stats.first_at = time.time()
                 stats.cpu_first = time.process_time()
-            await self._run_batch(events)
+            sent = await self._run_and_send(events)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._finishing = asyncio.ensure_future(self._finish(events, sent, done))
+        return done
+
+    async def _run_and_send(self, events: list[Event]) -> tuple[Decision, asyncio.Task[int]] | None:
+        """The first try of a batch, up to sending its actions; None if it was done in full
+        some other way (events set aside one by one, or tried again after Redis went away)."""
+        try:
+            try:
+                decision = await self.runner.process(events)
+            except Exception as exc:
+                if isinstance(exc, _TRANSIENT + _FATAL):
+                    raise
+                self.store.discard()
+                await self._one_by_one(events)
+                return None
+            return decision, await self.publisher.send(decision.actions)
+        except _TRANSIENT as exc:
+            await self._again(events, exc)
+            return None
+
+    async def _finish(
+        self,
+        events: list[Event],
+        sent: tuple[Decision, asyncio.Task[int]] | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        """Save what `_run_and_send` sent (or try the batch again), then let the next in."""
+        try:
+            if sent is not None:
+                decision, published = sent
+                try:
+                    await self._save_sent(decision, published, events)
+                except _TRANSIENT as exc:
+                    await self._again(events, exc)
+            stats = self.stats
             stats.events += len(events)
             stats.batches += 1
             stats.last_at = time.time()
             stats.cpu_last = time.process_time()
+            done.set_result(None)
+        except asyncio.CancelledError:
+            done.cancel()
+            raise
+        except Exception as exc:
+            try:
+                self._batch_failed(exc)  # stops the process
+            except BaseException as stop:  # a `fatal` that raises instead (tests)
+                done.set_exception(stop)
+            else:
+                done.set_exception(exc)
+        finally:
+            self._lock.release()  # after `done`: whoever waits on it runs first
 
-    async def _run_batch(self, events: list[Event]) -> None:
+    async def _again(self, events: list[Event], exc: BaseException) -> None:
+        """Redis went away during the first try: forget it, wait, run the batch again (what
+        was published is recognised and not published twice)."""
+        self.store.discard()
+        self.store.invalidate()
+        _log.warning("worker.store_unavailable", error=repr(exc), retry_in=_RETRY_DELAYS[0])
+        await asyncio.sleep(_RETRY_DELAYS[0])
+        await self._run_batch(events, _RETRY_DELAYS[1:])
+
+    async def _run_batch(
+        self, events: list[Event], retry_delays: Sequence[float] = _RETRY_DELAYS
+    ) -> None:
         """Run, publish, save; retry while Redis is unreachable; set poison events aside."""
-        delays = iter(_RETRY_DELAYS)
+        delays = iter(retry_delays)
         while True:
             try:
                 try:
@@ -281,8 +362,13 @@ class StreamProcessor:
         If the save fails for a while, the batch runs again: what this attempt published
         is remembered as published, so the next attempt does not publish it twice.
         """
+        await self._save_sent(decision, await self.publisher.send(decision.actions), events)
+
+    async def _save_sent(
+        self, decision: Decision, published: asyncio.Task[int], events: Sequence[Event] = ()
+    ) -> None:
+        """`_publish_and_save` once the actions are sent."""
         actions = decision.actions
-        published = await self.publisher.send(actions)
         try:
             # The states are encoded while the broker acknowledges; written after.
             await self.store.commit(after=published)

@@ -2,7 +2,7 @@
 
 One agent consumes the events topic in micro-batches (`noack_take`: records are acknowledged
 only after their batch is processed, published and saved) and hands them to a
-`StreamProcessor`. A faust timer fires the due timers of the partitions this worker owns;
+`StreamProcessor`; it takes the next batch while the previous one is being saved. A faust timer fires the due timers of the partitions this worker owns;
 another polls the rules folder. Rebalances go through the processor: partitions revoked ->
 it finishes the batch under way and stands still; partitions assigned -> it reads back what
 their previous owner published, then runs.
@@ -12,6 +12,7 @@ The app is built by `build_app`, never at import time.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import gc
 import shutil
@@ -177,15 +178,24 @@ def build_app(
         return {tp.partition for tp in tps if tp.topic == events_topic}
 
     collector = BatchCollector()
+    acknowledging: set[asyncio.Task[None]] = set()
+
+    async def acknowledge(stream: Any, events: list[Any], saved: asyncio.Future[None]) -> None:
+        await saved
+        for event in events:
+            await stream.ack(event)
+        collector.after_batch()
 
     async def consume(stream: Any) -> None:
         async for events in stream.noack_take(options.batch_records, within=options.batch_within):
-            await processor.handle(
+            saved = await processor.submit(
                 [(e.message.partition, e.message.key, e.message.value) for e in events]
             )
-            for event in events:
-                await stream.ack(event)
-            collector.after_batch()
+            # The next batch is taken while this one's actions are acknowledged and its
+            # states written; its records are acknowledged once that is done.
+            task = asyncio.ensure_future(acknowledge(stream, events, saved))
+            acknowledging.add(task)
+            task.add_done_callback(acknowledging.discard)
 
     app.agent(topic, name="nudge-events")(consume)
 
