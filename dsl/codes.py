@@ -242,9 +242,9 @@ _ALL: tuple[Code, ...] = (
         "not-constant",
         E,
         "a constant or test value reads something that changes",
-        "A `let` is computed once when the ruleset loads, so it may use literals and earlier "
-        "constants, but not `contact`, `event`, `now`, `count(...)`, segment membership or "
-        "`days_since`/`hours_since`. Values in tests (`given`, `at`, `expect ... with`) must be "
+        "A `let` is computed once when the ruleset loads (one that uses `now`, each time it "
+        "is used), so it may use literals, earlier constants and `now`, but not `contact`, "
+        "`event`, `count(...)` or segment membership. Values in tests (`given`, `at`, `expect ... with`) must be "
         "literals. Put conditions on the contact in a segment or in the rule itself.",
         "let big_spender = contact.total_spent > 1000\n",
     ),

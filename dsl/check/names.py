@@ -11,8 +11,6 @@ from .context import KEYWORDS, Context
 from .scopes import Scope, count_scope, resolve, roots, visible_names
 from .walk import children, trigger_matches
 
-_TIME_FUNCTIONS = ("days_since", "hours_since")
-
 
 def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     """Unknown names, aliases and segments; events used where they are not bound; constants that
@@ -92,14 +90,12 @@ def _not_constant(expr: ast.Expr, scope: Scope) -> Diagnostic | None:
             "values in tests are literals: strings, numbers, true/false, null, lists, objects",
         )
     what: str | None = None
-    if isinstance(expr, ast.Now):
-        what = "`now`"
-    elif isinstance(expr, ast.Count):
+    # `now` and `days_since`/`hours_since` are allowed: such a `let` is expanded where it is
+    # used (`let cutoff = now - 30d`), so it reads the clock of that moment.
+    if isinstance(expr, ast.Count):
         what = "`count(...)`"
     elif isinstance(expr, ast.InSegment):
         what = "segment membership"
-    elif isinstance(expr, ast.Call) and expr.name.value in _TIME_FUNCTIONS:
-        what = f"`{expr.name.value}` (it depends on `now`)"
     elif isinstance(expr, ast.Path) and expr.head in ("contact", "event"):
         what = f"`{expr.head}`"
     if what is None:
@@ -109,7 +105,7 @@ def _not_constant(expr: ast.Expr, scope: Scope) -> Diagnostic | None:
         f"a constant cannot use {what}",
         expr.span,
         "",
-        "a `let` is computed once when the ruleset loads; "
+        "a `let` holds no contact or event data (only literals, constants and `now`); "
         "put conditions on the contact in a segment or in the rule",
     )
 

@@ -454,3 +454,33 @@ end
     assert r.actions("webhook", "winback")[0]["data"] == {"why": "time_passed"}
     again = replay(rules, [], "--until", at("00:00", day=31, month=12))
     assert again.actions() == []
+
+
+def test_a_constant_using_now_is_read_at_each_use(replay: Replay) -> None:
+    rules = """
+let cutoff = now - 7d
+segment fresh = contact.signup_at > cutoff
+
+rule welcome
+    when entered fresh
+    then
+        send webhook "fresh" with { cutoff: cutoff }
+end
+
+rule stale
+    when left fresh
+    then
+        send webhook "stale"
+end
+"""
+    r = replay(
+        rules,
+        [identify("i1", "c1", at("10:00", day=20), signup_at=at("10:00", day=19))],
+        "--until",
+        at("00:00", day=1, month=12),
+    )
+    got = [(a["name"], a["at"], a["data"]) for a in r.actions()]
+    assert got == [
+        ("fresh", at("10:00", day=20), {"cutoff": at("10:00", day=13)}),
+        ("stale", at("10:00", day=26), {}),  # signup_at > now - 7d no longer holds
+    ]
