@@ -234,6 +234,7 @@ class Segment:
     condition: Fn  # evaluated with b = {} and the contact
     origin: Origin
     timing: SegmentTiming | None = None  # None: only events change it
+    reads_segments: bool = False  # uses `contact in <segment>`
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ are looked up by the event's value instead of each running its `where`.
 
 Per event, in this order: de-duplicate by id; create the contact on first sight; apply
 `identify` (with a merge of the anonymous contact), `unsubscribed` and engagement; record
-windows; exits; goals; triggers of the rules the event type can affect, in firing order;
-re-evaluate segments. Events the rules or the engine emit are processed right after, in the
+windows; re-evaluate segments (so the event's rules see what it changed); exits; goals;
+triggers of the rules the event type can affect, in firing order; re-evaluate segments if the
+rules changed anything. Events the rules or the engine emit are processed right after, in the
 same way (to a cascade depth of 16).
 
 Choices where the language leaves room:
@@ -84,6 +85,7 @@ class Engine:
         self.on_segment: Mapping[str, tuple[Rule, ...]] = ruleset.on_segment
         # Segments that change with time alone are checked by a timer (`segments.py`).
         self.segment_clock = SegmentClock.of(ruleset.segments)
+        self.nested_segments = any(s.reads_segments for s in ruleset.segments)
         self._inactive = tuple(
             (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
         )
@@ -257,6 +259,9 @@ class Engine:
                     if where is None or where(base, traits, now, state) is True:
                         state.add_to_window(w.id, e.ts, w.horizon)
                         ctx.changes += 1
+            if self.segments and ctx.segments_at != ctx.changes:
+                # the event's own changes (traits, windows) count for its rules' `contact in`
+                reevaluate(self, ctx, e)
             if plan.exits:
                 self._run_exits(ctx, e, plan.exits)
             if plan.goals:

@@ -136,6 +136,29 @@ def schedule_check(clock: SegmentClock, ctx: Context) -> None:
     ctx.d.timers.append(timer)
 
 
+def _changes(
+    segments: Sequence[Segment], members: list[str], traits: Any, now: float, state: ContactState
+) -> list[tuple[str, bool]] | None:
+    """(segment, inside now) of each segment whose membership differs from `members`."""
+    changes: list[tuple[str, bool]] | None = None
+    for seg in segments:
+        inside = seg.condition(_NO_BINDINGS, traits, now, state) is True
+        if inside != (seg.name in members):
+            if changes is None:
+                changes = []
+            changes.append((seg.name, inside))
+    return changes
+
+
+def _apply(
+    members: list[str], changes: list[tuple[str, bool]], segments: Sequence[Segment]
+) -> list[str]:
+    """`members` with the changes: kept in their order, new ones in declaration order."""
+    entered = {name for name, inside in changes if inside}
+    left = {name for name, inside in changes if not inside}
+    return [s for s in members if s not in left] + [s.name for s in segments if s.name in entered]
+
+
 def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Segment]) -> None:
     ctx.segments_at = ctx.changes
     traits = ctx.traits
@@ -144,20 +167,28 @@ def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Seg
     current = traits.get("segments")
     if type(current) is not list:
         current = []
-    changes: list[tuple[str, bool]] | None = None
-    for seg in segments:
-        inside = seg.condition(_NO_BINDINGS, traits, now, state) is True
-        if inside != (seg.name in current):
-            if changes is None:
-                changes = []
-            changes.append((seg.name, inside))
+    changes = _changes(segments, current, traits, now, state)
     if changes is None:
         return
-    entered = {name for name, inside in changes if inside}
-    left = {name for name, inside in changes if not inside}
-    traits["segments"] = [s for s in current if s not in left] + [
-        s.name for s in segments if s.name in entered
-    ]
+    members = _apply(current, changes, segments)
+    if engine.nested_segments:
+        # `contact in S` reads the membership being decided: settle it, then report what
+        # differs from before the event (at most one pass per segment; a cycle stops there).
+        for _ in segments:
+            traits["segments"] = members
+            more = _changes(segments, members, traits, now, state)
+            if more is None:
+                break
+            members = _apply(members, more, segments)
+        changes = [
+            (s.name, s.name in members)
+            for s in segments
+            if (s.name in current) != (s.name in members)
+        ] or None
+        if changes is None:
+            traits["segments"] = current
+            return
+    traits["segments"] = members
     ctx.changes += 1
     ctx.segments_at = ctx.changes
     for name, inside in changes:

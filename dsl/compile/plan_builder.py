@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .. import ast, plan
+from ..check.walk import subexpressions
 from ..plan import Fn
 from .canon import expr_text, window_id
 from .codegen import FileUnit, Scope
@@ -188,8 +189,11 @@ class _Builder:
                 elif isinstance(decl, ast.Segment):
                     fn = self.fn(decl.condition, {}, f"segment {decl.name.value}")
                     timing = segment_timing(decl.condition, self.lets, self.segment_conditions)
+                    nested = any(
+                        isinstance(node, ast.InSegment) for node in subexpressions(decl.condition)
+                    )
                     parts.segments.append(
-                        plan.Segment(decl.name.value, fn, origin(decl.span), timing)
+                        plan.Segment(decl.name.value, fn, origin(decl.span), timing, nested)
                     )
                 elif isinstance(decl, ast.ChannelPolicy):
                     channel = decl.channel.value

@@ -484,3 +484,52 @@ end
         ("fresh", at("10:00", day=20), {"cutoff": at("10:00", day=13)}),
         ("stale", at("10:00", day=26), {}),  # signup_at > now - 7d no longer holds
     ]
+
+
+def test_an_event_s_rules_see_the_segments_it_changed(replay: Replay) -> None:
+    rules = """
+segment loyal = count(purchase within 365d) >= 3
+
+rule thanks
+    when purchase
+    if contact in loyal
+    then
+        send webhook "loyal_thanks"
+end
+"""
+    events = [ev(f"e{i}", "purchase", "c1", at(f"1{i}:00")) for i in range(4)]
+    r = replay(rules, events)
+    assert [a["at"] for a in r.actions()] == [at("12:00"), at("13:00")]  # from the third
+
+
+def test_a_segment_made_of_another_is_settled_at_once(replay: Replay) -> None:
+    rules = """
+segment big = contact.total > 1
+segment also_big = contact in big
+segment not_big = not (contact in big)
+
+rule ping
+    when ping
+    then
+        send webhook "segments" with { in: contact.segments }
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("10:00"), total=5),
+            ev("p1", "ping", "c1", at("11:00")),
+            identify("i2", "c1", at("12:00"), total=0),
+            ev("p2", "ping", "c1", at("13:00")),
+        ],
+        "--trace",
+    )
+    assert [sorted(a["data"]["in"]) for a in r.actions()] == [["also_big", "big"], ["not_big"]]
+    changes = [(x["at"], x["segment"], x["entered"]) for x in r.records("segment")]
+    assert changes == [
+        (at("10:00"), "big", True),
+        (at("10:00"), "also_big", True),  # and never in not_big, not even for a moment
+        (at("12:00"), "big", False),
+        (at("12:00"), "also_big", False),
+        (at("12:00"), "not_big", True),
+    ]
