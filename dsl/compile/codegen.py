@@ -273,6 +273,10 @@ _MIRROR = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
 _SIMPLE = (type(None), bool, int, float, str)
 
 
+# Types whose value is never ISO text: `x ± duration` of these is not a time in disguise.
+_NOT_TEXT = frozenset({"time", "number", "duration", "bool", "list", "object"})
+
+
 def _is_simple(value: Any) -> bool:
     return isinstance(value, _SIMPLE)
 
@@ -336,8 +340,30 @@ class _Gen:
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
         if isinstance(expr, ast.ObjectExpr):
             return self.obj(expr, self.value)
-        code = self.expr(expr)
-        return _at(_call("time_text", code), expr.span) if is_time else code
+        if is_time:
+            return _at(_call("time_text", self.expr(expr)), expr.span)
+        if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):
+            shifted = self.shifted_time(expr)
+            if shifted is not None:
+                return shifted
+        return self.expr(expr)
+
+    def shifted_time(self, expr: ast.Binary) -> py.expr | None:
+        """`x ± duration` with `x` of no known type (an undeclared field): a time when `x`
+        turns out to be ISO text, so its result leaves as ISO text too (`time_from`)."""
+        types = self.unit.types
+        left, right = types.get(id(expr.left)), types.get(id(expr.right))
+        if right == "duration" and left not in _NOT_TEXT:
+            source, other, source_first = expr.left, expr.right, True
+        elif expr.op == "+" and left == "duration" and right not in _NOT_TEXT:
+            source, other, source_first = expr.right, expr.left, False
+        else:
+            return None
+        bound, value = self.bind(self.expr(source))
+        operand = self.expr(other)
+        args = (bound, operand) if source_first else (operand, bound)
+        shifted = _call(runtime.ARITHMETIC_NAMES[expr.op], *args)
+        return _at(_call("time_from", shifted, value), expr.span)
 
     def expr(self, expr: ast.Expr) -> py.expr:
         folded = self.fold(expr)

@@ -53,6 +53,7 @@ __all__ = [
     "not_in",
     "startswith",
     "sub",
+    "time_from",
     "time_text",
     "to_time",
     "upper",
@@ -146,6 +147,14 @@ def time_text(v: Value) -> Value:
     if not micro % 1000:
         return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micro // 1000:03d}Z"
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def time_from(result: Value, source: Value) -> Value:
+    """`source ± duration`, leaving the engine: a time (ISO text) when `source` was ISO text,
+    else `result` as it is. (Text plus a number is null unless the text spells a time.)"""
+    if type(source) is str and (type(result) is float or type(result) is int):
+        return time_text(result)
+    return result
 
 
 def is_iso(text: str) -> bool:
@@ -472,6 +481,7 @@ NAMES: Final[Mapping[str, Any]] = {
     "ne": ne,
     "as_time": as_time,
     "time_text": time_text,
+    "time_from": time_from,
     "lt": lt,
     "le": le,
     "gt": gt,

@@ -327,3 +327,28 @@ end
     assert action["data"] == {"at": at("10:00"), "next_day": at("10:00", day=21), "n": 5}
     traits = {x["field"]: x["to"] for x in r.records("trait")}
     assert traits == {"last_order_at": at("10:00"), "renew_at": at("10:00", day=20, month=12)}
+
+
+def test_undeclared_iso_fields_shifted_by_a_duration_leave_as_text(replay: Replay) -> None:
+    rules = """
+rule remind
+    when ping
+    then
+        set contact.next = contact.last_order_at + 1d
+        send webhook "crm" with { before: event.when - 2h, after: 1d + event.when, n: event.n + 1m }
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), last_order_at=at("00:00", day=1, month=10)),
+            {
+                **ev("p1", "ping", "c1", at("10:00"), n=5),
+                "properties": {"when": at("10:00"), "n": 5},
+            },
+        ],
+        "--trace",
+    )
+    [action] = r.actions()
+    assert action["data"] == {"before": at("08:00"), "after": at("10:00", day=21), "n": 65}
+    assert {x["field"]: x["to"] for x in r.records("trait")}["next"] == at("00:00", day=2, month=10)

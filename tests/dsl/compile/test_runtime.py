@@ -231,3 +231,11 @@ def test_time_text_writes_numbers_as_iso_text_in_utc() -> None:
     assert time_text(None) is None
     assert time_text(True) is True
     assert time_text(1e300) == 1e300  # beyond any date: left as it is
+
+
+def test_time_from_turns_shifted_iso_text_back_into_text() -> None:
+    from nudge.dsl.compile.runtime import time_from
+
+    assert time_from(1795172400.0, "2026-11-20T10:00:00Z") == "2026-11-20T11:00:00Z"
+    assert time_from(86405, 5) == 86405  # a number plus a duration stays a number
+    assert time_from(None, "abc") is None  # text that is no time: null, as arithmetic gives
