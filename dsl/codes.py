@@ -180,6 +180,16 @@ _ALL: tuple[Code, ...] = (
         "        score += 1\nend\n",
     ),
     Code(
+        "undeclared-event",
+        W,
+        "an event type close to a declared one, itself undeclared",
+        "Where events are declared (`event ping { ... }`), an event type used by a rule that "
+        "is neither declared nor made by the engine or the connectors, yet spelt almost like a "
+        "declared one, is most likely a typo: such a rule would wait for an event that never "
+        "comes. Declare the type if it is meant, or fix its spelling.",
+        "event ping { n: number }\n\nrule r\n    when pnig\n    then\n        score += 1\nend\n",
+    ),
+    Code(
         "unbound-event",
         E,
         "an event that is not reachable here",

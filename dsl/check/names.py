@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from .. import ast
 from ..codes import diagnostic
-from ..diagnostics import Diagnostic, hint
-from .context import KEYWORDS, Context
+from ..diagnostics import Diagnostic, did_you_mean, hint
+from .context import ENGINE_EVENTS, KEYWORDS, Context
 from .scopes import Scope, count_scope, resolve, roots, visible_names
-from .walk import children, trigger_matches
+from .walk import children, decl_expressions, subexpressions, trigger_matches
 
 
 def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
@@ -38,7 +38,52 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
             if isinstance(trigger, ast.SegmentChange):
                 out += _segment_ref(trigger.segment, ctx)
     out += _segment_cycles(ctx)
+    out += _misspelt_events(ruleset, ctx)
     return out
+
+
+def _misspelt_events(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
+    """Event types the rules wait for that look like a typo of a declared one."""
+    declared = ctx.event_schemas
+    if not declared:
+        return []  # no declarations: every type is as good as any other
+    known = {*declared, *ENGINE_EVENTS}
+    out: list[Diagnostic] = []
+    for name in _rule_event_names(ruleset):
+        if name.value in known:
+            continue
+        best = did_you_mean(name.value, declared)
+        if best is not None:
+            out.append(
+                diagnostic(
+                    "undeclared-event",
+                    f"event type `{name.value}` is not declared (did you mean `{best}`?)",
+                    name.span,
+                    "",
+                    f"declare `event {name.value} {{ ... }}` if it is meant",
+                )
+            )
+    return out
+
+
+def _rule_event_names(ruleset: ast.Ruleset) -> Iterator[ast.Name]:
+    """The event type names of every rule's trigger, `exit on`, `goal` and `count(...)`."""
+    for decl in ruleset.decls():
+        if not isinstance(decl, ast.Rule):
+            continue
+        trigger = decl.trigger
+        if isinstance(trigger, ast.OnEvent | ast.Repeated):
+            yield trigger.match.event
+        elif isinstance(trigger, ast.FollowedBy | ast.NotFollowedBy):
+            yield trigger.first.event
+            yield trigger.second.event
+        for clause in decl.clauses:
+            if isinstance(clause, ast.ExitOn | ast.Goal):
+                yield clause.match.event
+        for root in decl_expressions(decl):
+            for node in subexpressions(root):
+                if isinstance(node, ast.Count):
+                    yield node.event
 
 
 def _constant(expr: ast.Expr, scope: Scope, ctx: Context) -> list[Diagnostic]:
