@@ -66,11 +66,11 @@ de-duplication memory inside the state; a state with nothing in it is deleted.
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import itertools
 import os
 from collections.abc import Awaitable, Collection, Iterable
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -81,7 +81,7 @@ from redis.asyncio.cluster import RedisCluster
 from ..partitioning import partition_for
 from ..state import ContactState, TimerRef, TimerSummary
 
-__all__ = ["RedisStore", "StoreConfigError", "StoreDataError", "client_from_url"]
+__all__ = ["PreparedSave", "RedisStore", "StoreConfigError", "StoreDataError", "client_from_url"]
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -127,6 +127,18 @@ class StoreConfigError(ValueError):
 
 class StoreDataError(ValueError):
     """A stored state cannot be read back."""
+
+
+@dataclass(slots=True)
+class PreparedSave:
+    """States encoded by `RedisStore.prepare`, for `RedisStore.write`."""
+
+    batch: dict[str, ContactState]
+    indexed: dict[str, dict[str, float]] = field(default_factory=dict)  # timer id -> due
+    persistent: dict[bytes, bytes] = field(default_factory=dict)  # no TTL: MSET / SET
+    expiring: dict[bytes, bytes] = field(default_factory=dict)  # SET PX state_ttl
+    deleted: list[bytes] = field(default_factory=list)
+    revisions: dict[str, bytes] = field(default_factory=dict)
 
 
 class RedisStore:
@@ -284,49 +296,58 @@ class RedisStore:
     async def save(
         self, states: Iterable[ContactState], after: Awaitable[object] | None = None
     ) -> None:
+        await self.write(self.prepare(states), after)
+
+    def prepare(self, states: Iterable[ContactState]) -> PreparedSave:
+        """The first half of `save`: the states encoded now, as they are at this moment (so
+        they may change again before `write`). Nothing is sent."""
         batch = {state.contact_id: state for state in states}
-        if not batch:
-            if after is not None:
-                await after
-            return
         for cid in batch:
             if SEP in cid:
                 raise ValueError(f"contact id {cid!r} contains \\x1f, the index separator")
-        await self._check_meta()
-        known = self._known
-        unknown = [cid for cid in batch if cid not in known]
-        previous = await self._stored_timers(unknown) if unknown else {}
-
-        adds: dict[int, dict[bytes, float]] = {}
-        drops: dict[int, list[bytes]] = {}
-        persistent: dict[bytes, bytes] = {}  # no TTL: MSET / SET
-        expiring: dict[bytes, bytes] = {}  # SET PX state_ttl
-        deleted: list[bytes] = []
-        now_indexed: dict[str, dict[str, float]] = {}
+        prepared = PreparedSave(batch)
         ttl = self.state_ttl
         caching = self.state_cache > 0
-        revisions: dict[str, bytes] = {}
-        for n, (cid, state) in enumerate(batch.items(), 1):
-            if after is not None and not n % 64:
-                await asyncio.sleep(0)  # what `after` waits for (a broker's reply) gets in
+        cached = self._cached
+        for cid, state in batch.items():
             key = self.state_key(cid)
             timers = state.timers
-            indexed = {tid: t.due for tid, t in timers.items()}
-            now_indexed[cid] = indexed
-            self._cached.pop(cid, None)
+            prepared.indexed[cid] = {tid: t.due for tid, t in timers.items()}
+            cached.pop(cid, None)
             if state.holds_anything():
                 blob = state.to_json()
                 if caching:  # `{"rev":"<revision>",` + the state's own fields
                     start = _REV_HEAD + f"{self._rev_base}{self._rev_next:x}".encode() + b'"'
                     self._rev_next += 1
                     blob = start + b"," + blob[1:]
-                    revisions[cid] = start
+                    prepared.revisions[cid] = start
                 if ttl is None or timers:
-                    persistent[key] = blob
+                    prepared.persistent[key] = blob
                 else:
-                    expiring[key] = blob
+                    prepared.expiring[key] = blob
             else:
-                deleted.append(key)
+                prepared.deleted.append(key)
+        return prepared
+
+    async def write(self, prepared: PreparedSave, after: Awaitable[object] | None = None) -> None:
+        """The second half of `save`: once `after` is done, write what `prepare` encoded,
+        with the timer index brought up to date. Writing the same `PreparedSave` again (after
+        an error) writes the same."""
+        batch = prepared.batch
+        if not batch:
+            if after is not None:
+                await after
+            return
+        await self._check_meta()
+        known = self._known
+        if after is not None:
+            await after
+        unknown = [cid for cid in batch if cid not in known]
+        previous = await self._stored_timers(unknown) if unknown else {}
+        adds: dict[int, dict[bytes, float]] = {}
+        drops: dict[int, list[bytes]] = {}
+        now_indexed = prepared.indexed
+        for cid, indexed in now_indexed.items():
             before = known.get(cid)
             if before is None:
                 before = previous.get(cid, {})
@@ -341,9 +362,7 @@ class RedisStore:
             gone = [(head + tid).encode() for tid in before if tid not in indexed]
             if gone:
                 drops.setdefault(shard, []).extend(gone)
-
-        if after is not None:
-            await after
+        persistent, expiring, deleted = prepared.persistent, prepared.expiring, prepared.deleted
         try:
             if self.cluster:
                 await self._save_cluster(adds, persistent, expiring, deleted, drops)
@@ -358,8 +377,13 @@ class RedisStore:
         for cid, indexed in now_indexed.items():
             self._remember(cid, indexed)
         self._forget_oldest()
-        if revisions:
-            self._keep(batch, revisions)
+        if prepared.revisions:
+            self._keep(batch, prepared.revisions)
+
+    def forget_kept(self) -> None:
+        """Drop every kept state: the next `load` reads them all from Redis. (After a batch
+        failed half-way, objects handed out may hold changes that were never saved.)"""
+        self._cached.clear()
 
     async def due_timers(
         self, now: float, shards: Collection[int] | None = None, limit: int = 1000
