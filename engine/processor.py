@@ -51,7 +51,7 @@ from .publisher import ActionPublisher
 from .runner import Runner
 from .state import ContactStore
 from .stores.redis import StoreConfigError
-from .write_behind import Flight, WriteBehindStore
+from .write_behind import WriteBehindStore
 
 __all__ = ["Record", "StreamProcessor", "StreamStats", "exit_now"]
 
@@ -134,7 +134,6 @@ class StreamProcessor:
         self._open = asyncio.Event()
         self._shard_of: dict[str, int] = {}
         self._finishing: asyncio.Future[None] | None = None  # the latest batch's save
-        self._landings: set[asyncio.Future[None]] = set()  # batches in flight
 
     @property
     def engine(self) -> Engine:
@@ -151,7 +150,6 @@ class StreamProcessor:
         """Partitions are being taken away: finish the batch under way, then stand still."""
         self._open.clear()
         async with self._lock:
-            await self.landed()
             if self.owned:
                 await self.publisher.flush_marks()  # the next owner reads back nothing
             self.owned = frozenset()
@@ -159,15 +157,9 @@ class StreamProcessor:
             self.publisher.forget()
             self.store.invalidate()
 
-    async def landed(self) -> None:
-        """Wait until every batch in flight is saved (or has failed, stopping the worker)."""
-        if self._landings:
-            await asyncio.gather(*self._landings, return_exceptions=True)
-
     async def assign(self, partitions: Collection[int]) -> None:
         """These partitions are ours now: recover what was published, then open."""
         async with self._lock:
-            await self.landed()
             owned = frozenset(partitions)
             self.store.invalidate()
             await self.publisher.recover(owned)
@@ -242,43 +234,20 @@ class StreamProcessor:
         if not events:
             done.set_result(None)
             return done
-        await self._lock.acquire()  # released once the batch is saved, or in flight
+        await self._lock.acquire()  # released once the batch is saved
         try:
             stats = self.stats
             if stats.first_at is None:
                 stats.first_at = time.time()
                 stats.cpu_first = time.process_time()
-            in_flight = self.store.can_take
-            marks: dict[int, int] | None = {} if in_flight else None
-            sent = await self._run_and_send(events, marks)
-            if sent is not None and in_flight:
-                # Encoded now; written once the broker has the actions. The next batch may
-                # run meanwhile: it sees these states (`WriteBehindStore.take`).
-                flight = self.store.take()
-                decision, published = sent
-                self._lock.release()
-                landing = asyncio.ensure_future(
-                    self._land(
-                        flight,
-                        decision,
-                        published,
-                        marks=marks if marks is not None else {},
-                        events=events,
-                        done=done,
-                    )
-                )
-                self._landings.add(landing)
-                landing.add_done_callback(self._landings.discard)
-                return done
+            sent = await self._run_and_send(events)
         except BaseException:
             self._lock.release()
             raise
         self._finishing = asyncio.ensure_future(self._finish(events, sent, done))
         return done
 
-    async def _run_and_send(
-        self, events: list[Event], marks: dict[int, int] | None = None
-    ) -> tuple[Decision, asyncio.Task[int]] | None:
+    async def _run_and_send(self, events: list[Event]) -> tuple[Decision, asyncio.Task[int]] | None:
         """The first try of a batch, up to sending its actions; None if it was done in full
         some other way (events set aside one by one, or tried again after Redis went away)."""
         try:
@@ -287,67 +256,13 @@ class StreamProcessor:
             except Exception as exc:
                 if isinstance(exc, _TRANSIENT + _FATAL):
                     raise
-                await self.store.ground()  # what this batch changed is not handed out
                 self.store.discard()
                 await self._one_by_one(events)
                 return None
-            return decision, await self.publisher.send(decision.actions, marks)
+            return decision, await self.publisher.send(decision.actions)
         except _TRANSIENT as exc:
             await self._again(events, exc)
             return None
-
-    async def _land(
-        self,
-        flight: Flight,
-        decision: Decision,
-        published: asyncio.Task[int],
-        *,
-        marks: dict[int, int],
-        events: list[Event],
-        done: asyncio.Future[None],
-    ) -> None:
-        """Write a batch in flight once its actions are acknowledged; Redis away for a moment
-        is waited out (the same bytes are written again), anything else stops the worker."""
-        try:
-            await self.store.land(
-                flight,
-                published,
-                transient=_TRANSIENT,
-                retry_delays=_RETRY_DELAYS,
-                on_retry=_log_retry,
-            )
-            await self.publisher.saved(self.owned, marks)
-            self.stats.actions += len(decision.actions)
-            self._count(events)
-            self._decided(decision, events)
-            done.set_result(None)
-        except asyncio.CancelledError:
-            done.cancel()
-            raise
-        except Exception as exc:
-            self._failed(exc, done)
-
-    def _count(self, events: Sequence[Event]) -> None:
-        stats = self.stats
-        stats.events += len(events)
-        stats.batches += 1
-        stats.last_at = time.time()
-        stats.cpu_last = time.process_time()
-
-    def _decided(self, decision: Decision, events: Sequence[Event]) -> None:
-        if self.on_decision is not None:
-            try:
-                self.on_decision(decision, events)
-            except Exception as exc:  # figures are not worth stopping for
-                _log.warning("worker.on_decision_failed", error=repr(exc))
-
-    def _failed(self, exc: Exception, done: asyncio.Future[None]) -> None:
-        try:
-            self._batch_failed(exc)  # stops the process
-        except BaseException as stop:  # a `fatal` that raises instead (tests)
-            done.set_exception(stop)
-        else:
-            done.set_exception(exc)
 
     async def _finish(
         self,
@@ -363,20 +278,28 @@ class StreamProcessor:
                     await self._save_sent(decision, published, events)
                 except _TRANSIENT as exc:
                     await self._again(events, exc)
-            self._count(events)
+            stats = self.stats
+            stats.events += len(events)
+            stats.batches += 1
+            stats.last_at = time.time()
+            stats.cpu_last = time.process_time()
             done.set_result(None)
         except asyncio.CancelledError:
             done.cancel()
             raise
         except Exception as exc:
-            self._failed(exc, done)
+            try:
+                self._batch_failed(exc)  # stops the process
+            except BaseException as stop:  # a `fatal` that raises instead (tests)
+                done.set_exception(stop)
+            else:
+                done.set_exception(exc)
         finally:
             self._lock.release()  # after `done`: whoever waits on it runs first
 
     async def _again(self, events: list[Event], exc: BaseException) -> None:
         """Redis went away during the first try: forget it, wait, run the batch again (what
         was published is recognised and not published twice)."""
-        await self.store.ground()
         self.store.discard()
         self.store.invalidate()
         _log.warning("worker.store_unavailable", error=repr(exc), retry_in=_RETRY_DELAYS[0])
@@ -455,7 +378,11 @@ class StreamProcessor:
             raise
         await self.publisher.saved(self.owned)
         self.stats.actions += len(actions)
-        self._decided(decision, events)
+        if self.on_decision is not None:
+            try:
+                self.on_decision(decision, events)
+            except Exception as exc:  # figures are not worth stopping for
+                _log.warning("worker.on_decision_failed", error=repr(exc))
 
     # ------------------------------------------------------------------ timers
 
@@ -516,7 +443,3 @@ class StreamProcessor:
         ]
         await asyncio.gather(*acks)
         self.stats.forwarded += len(events)
-
-
-def _log_retry(exc: BaseException, delay: float) -> None:
-    _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)

@@ -107,15 +107,9 @@ class ActionPublisher:
         """Send the actions (in order) and wait for the acknowledgements; return how many."""
         return await (await self.send(actions))
 
-    async def send(
-        self, actions: Sequence[Action], marks: dict[int, int] | None = None
-    ) -> asyncio.Task[int]:
+    async def send(self, actions: Sequence[Action]) -> asyncio.Task[int]:
         """Send the actions (in order); the task returned waits for the acknowledgements and
-        says how many were published. Meanwhile the worker prepares the save.
-
-        With `marks`, the offsets past these actions go there, for `saved(owned, marks)`,
-        instead of joining those of every batch sent so far: a worker that sends a batch
-        while the one before is still being saved moves each batch's marks on its own."""
+        says how many were published. Meanwhile the worker prepares the save."""
         recovered = self.recovered
         send = self.producer.send
         acks = []
@@ -126,33 +120,28 @@ class ActionPublisher:
                 continue
             partition, key, value = action_record(action, self.partitions)
             acks.append(await send(self.topic, value, key=key, partition=partition))
-        return asyncio.ensure_future(self._confirm(acks, marks))
+        return asyncio.ensure_future(self._confirm(acks))
 
-    async def _confirm(
-        self, acks: list[asyncio.Future[Any]], marks: dict[int, int] | None = None
-    ) -> int:
+    async def _confirm(self, acks: list[asyncio.Future[Any]]) -> int:
         if not acks:
             return 0
-        if marks is None:
-            marks = self._next_marks
+        marks = self._next_marks
         for meta in await asyncio.gather(*acks):
             if meta.offset + 1 > marks.get(meta.partition, -1):
                 marks[meta.partition] = meta.offset + 1
         self.published += len(acks)
         return len(acks)
 
-    async def saved(self, owned: Collection[int], marks: dict[int, int] | None = None) -> None:
-        """The states of everything published so far (with `marks`: of the batch those
-        marks were sent with) are saved: the marks may move.
+    async def saved(self, owned: Collection[int]) -> None:
+        """The states of everything published so far are saved: the marks may move.
 
         They are written at most every `mark_interval` seconds (a mark that lags only makes
         the next owner read back a little more). Only the marks of `owned` partitions move:
         an action of a contact on another partition (one an anonymous contact merged into)
         leaves that partition's mark to its owner.
         """
-        if marks is None and self._next_marks:
+        if self._next_marks:
             marks, self._next_marks = self._next_marks, {}
-        if marks:
             pending = self._saved_marks
             for p, offset in marks.items():
                 if p in owned and offset > pending.get(p, -1):

@@ -8,13 +8,6 @@ first would lose them: the events would be seen, their actions never sent. Until
 the held states are what `load` returns (so a runner that saves and loads again within one
 batch sees its own changes), and `due_timers` answers from them for their contacts.
 
-In flight: with a store that can encode now and write later (`RedisStore.prepare` /
-`write`), `take()` encodes the held states at once and hands back a `Flight` to `land()`
-later: the worker runs its next batch while the write waits for the broker. Until it has
-landed, a flight's states are what `load` returns (after the held ones) and what
-`due_timers` answers from. After a failure, `ground()` waits for every flight, then forgets
-them and the store's kept states, so that nothing changed by a batch cut short is handed out.
-
 Timer window: the runner asks for due timers before every batch, and asking Redis costs a
 round trip over every owned shard. Instead, one query fetches the timers due within the
 next `lookahead` seconds; later questions up to that time are answered from memory. The
@@ -25,38 +18,14 @@ another worker, one an anonymous contact merged into, is seen at the next refres
 
 from __future__ import annotations
 
-import asyncio
 import math
 from bisect import bisect_right
-from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Collection, Iterable
 
 from .partitioning import partition_for
 from .state import ContactState, ContactStore, TimerRef, TimerSummary
 
-__all__ = ["Flight", "WriteBehindStore"]
-
-
-class _Preparing(Protocol):
-    """A store that encodes now and writes later (`RedisStore`)."""
-
-    def prepare(self, states: Iterable[ContactState]) -> Any: ...
-
-    async def write(self, prepared: Any, after: Awaitable[object] | None = None) -> None: ...
-
-    def forget_kept(self) -> None: ...
-
-
-class Flight:
-    """States taken for writing: encoded, not yet written."""
-
-    __slots__ = ("landed", "prepared", "states")
-
-    def __init__(self, states: dict[str, ContactState], prepared: Any) -> None:
-        self.states = states
-        self.prepared = prepared
-        self.landed = False
-
+__all__ = ["WriteBehindStore"]
 
 _WINDOW_LIMIT = 100_000
 
@@ -69,8 +38,6 @@ class WriteBehindStore:
         self.partitions = store.partitions
         self.lookahead = lookahead
         self._held: dict[str, ContactState] = {}
-        self._flights: list[Flight] = []  # oldest first
-        self._landing: asyncio.Future[None] | None = None  # the latest flight's `land`
         # The window: refs due up to `_complete_until`, for `_window_shards`, sorted.
         self._window: list[TimerRef] = []
         self._window_shards: frozenset[int] | None = None
@@ -81,88 +48,8 @@ class WriteBehindStore:
     def pending(self) -> int:
         return len(self._held)
 
-    @property
-    def can_take(self) -> bool:
-        """Whether the store under this one encodes now and writes later."""
-        return hasattr(self.store, "prepare") and hasattr(self.store, "write")
-
-    def take(self) -> Flight:
-        """Encode the held states now; `land` writes them. The next batch may run meanwhile:
-        its loads see these states."""
-        held, self._held = self._held, {}
-        store: _Preparing = self.store  # type: ignore[assignment]
-        flight = Flight(held, store.prepare(held.values()))
-        self._flights.append(flight)
-        if self._window_shards is not None:
-            self._update_window(held.values())
-        return flight
-
-    async def land(
-        self,
-        flight: Flight,
-        after: Awaitable[object] | None = None,
-        *,
-        transient: tuple[type[BaseException], ...] = (),
-        retry_delays: Sequence[float] = (),
-        on_retry: Callable[[BaseException, float], None] | None = None,
-    ) -> None:
-        """Write a taken flight, once `after` is done and the flights before it have landed.
-        A `transient` error is retried after each of `retry_delays` (the same bytes again)."""
-        previous = self._landing
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._landing = done
-        try:
-            if previous is not None:
-                await asyncio.shield(previous)
-            store: _Preparing = self.store  # type: ignore[assignment]
-            delays = iter(retry_delays)
-            while True:
-                try:
-                    await store.write(flight.prepared, after)
-                    break
-                except transient as exc:
-                    delay = next(delays, None)
-                    if delay is None:
-                        raise
-                    if on_retry is not None:
-                        on_retry(exc, delay)
-                    await asyncio.sleep(delay)
-            flight.landed = True
-            self._flights.remove(flight)
-            done.set_result(None)
-        except BaseException as exc:
-            done.set_exception(exc)
-            done.exception()  # retrieved: the caller gets `exc` itself
-            raise
-
-    async def settle(self) -> None:
-        """Wait until every flight has landed (or failed)."""
-        landing = self._landing
-        if landing is not None:
-            await asyncio.gather(asyncio.shield(landing), return_exceptions=True)
-
-    async def ground(self) -> None:
-        """After a failure: wait until every flight has landed or failed, then forget them and
-        the store's kept states (a batch cut short may have changed objects they hold)."""
-        await self.settle()
-        self._flights = []
-        self._landing = None
-        forget = getattr(self.store, "forget_kept", None)
-        if forget is not None:
-            forget()
-
-    def _pending_states(self) -> dict[str, ContactState]:
-        """Held and in-flight states, the newest of each contact."""
-        if not self._flights:
-            return self._held
-        out: dict[str, ContactState] = {}
-        for flight in self._flights:
-            out.update(flight.states)
-        out.update(self._held)
-        return out
-
     async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]:
-        held = self._pending_states()
+        held = self._held
         if not held:
             return await self.store.load(contact_ids)
         out: dict[str, ContactState] = {}
@@ -191,8 +78,6 @@ class WriteBehindStore:
         """Save every held state in one call; return how many. With `after` (the broker's
         acknowledgement of the batch's actions), they are written once it is done, and
         prepared meanwhile; if it raises, nothing is written."""
-        if self._landing is not None:  # written in order: what is in flight first
-            await asyncio.shield(self._landing)
         held, self._held = self._held, {}
         if not held:
             if after is not None:
@@ -220,7 +105,7 @@ class WriteBehindStore:
             refs = await self.store.due_timers(now, None, limit)
         else:
             refs = await self._from_window(now, frozenset(shards), limit)
-        held = self._pending_states()
+        held = self._held
         if not held:
             return refs
         out = [ref for ref in refs if ref.contact_id not in held]
@@ -261,8 +146,6 @@ class WriteBehindStore:
         self._window = refs
         self._window_shards = shards
         self._complete_until = until
-        for flight in self._flights:  # written after the query's snapshot, maybe
-            self._update_window(flight.states.values())
 
     def _update_window(self, states: Iterable[ContactState]) -> None:
         """Replace the window's entries of the saved contacts by their current timers."""
