@@ -380,11 +380,6 @@ class RedisStore:
         if prepared.revisions:
             self._keep(batch, prepared.revisions)
 
-    def forget_kept(self) -> None:
-        """Drop every kept state: the next `load` reads them all from Redis. (After a batch
-        failed half-way, objects handed out may hold changes that were never saved.)"""
-        self._cached.clear()
-
     async def due_timers(
         self, now: float, shards: Collection[int] | None = None, limit: int = 1000
     ) -> list[TimerRef]:

@@ -406,3 +406,93 @@ async def test_redis_away_for_a_moment_is_retried_without_publishing_twice(
     assert sorted(ids) == sorted(f"s-{n}" for n in range(10))
     states = await store.load([f"c-{n}" for n in range(10)])
     assert all(f"s-{n}" in states[f"c-{n}"].seen for n in range(10))
+
+
+COUNTING = """
+rule count_views
+    when page_viewed
+    then
+        score += 1
+        send webhook "views" with { score: contact.score }
+end
+"""
+
+
+async def test_batches_submitted_back_to_back_on_redis_see_each_other(
+    kafka_broker: KafkaBroker,
+    topics: dict[str, str],
+    producer: Any,
+    tmp_path: Path,
+    redis_db_url: str,
+) -> None:
+    """Batches submitted one after the other, none awaited: each runs once the one before is
+    saved, sees its states, and the marks move with every save."""
+    from nudge.engine.stores.redis import RedisStore
+
+    store = RedisStore.from_url(redis_db_url, partitions=P, state_cache=1000)
+    marks = MarkStore()
+    proc = make_processor(
+        engine_for(tmp_path, COUNTING),
+        store=store,
+        marks=marks,
+        producer=producer,
+        topics=topics,
+        bootstrap=kafka_broker.bootstrap,
+        clock=ManualClock(T0),
+    )
+    proc.publisher.mark_interval = 0.0
+    await proc.assign(range(P))
+    views = [
+        Event(f"v-{n}", "page_viewed", "c-1", T0 + n, format_time(T0 + n), {}) for n in range(6)
+    ]
+    saved = [await proc.submit(records_of([view])) for view in views]  # none awaited
+    await asyncio.gather(*saved)
+    published = await actions_on(kafka_broker.bootstrap, topics["actions"])
+    assert [a["data"]["score"] for a in published] == [1, 2, 3, 4, 5, 6]
+    again = RedisStore.from_url(redis_db_url, partitions=P)  # what Redis itself holds
+    state = (await again.load(["c-1"]))["c-1"]
+    assert state.traits["score"] == 6
+    assert set(state.seen) == {v.id for v in views}
+    assert sum(marks.marks.values()) == 6  # every action's mark moved, once saved
+    await again.close()
+    await store.close()
+
+
+async def test_a_batch_failing_right_after_another_changes_nothing_twice(
+    kafka_broker: KafkaBroker,
+    topics: dict[str, str],
+    producer: Any,
+    tmp_path: Path,
+    redis_db_url: str,
+) -> None:
+    """The engine fails half-way through a batch submitted right after another: what the
+    failed batch changed is forgotten, and its events run one by one from the saved states,
+    each counted once."""
+    from nudge.engine.stores.redis import RedisStore
+
+    store = RedisStore.from_url(redis_db_url, partitions=P, state_cache=1000)
+    proc = make_processor(
+        PoisonEngine(engine_for(tmp_path, COUNTING).ruleset),
+        store=store,
+        marks=MarkStore(),
+        producer=producer,
+        topics=topics,
+        bootstrap=kafka_broker.bootstrap,
+        clock=ManualClock(T0),
+    )
+    await proc.assign(range(P))
+
+    def view(eid: str, n: int) -> Event:
+        return Event(eid, "page_viewed", "c-1", T0 + n, format_time(T0 + n), {})
+
+    first = await proc.submit(records_of([view("v-0", 0), view("v-1", 1)]))
+    second = await proc.submit(records_of([view("v-2", 2), view("poison-1", 3), view("v-3", 4)]))
+    await asyncio.gather(first, second)
+    published = await actions_on(kafka_broker.bootstrap, topics["actions"])
+    assert [a["data"]["score"] for a in published] == [1, 2, 3, 4]
+    again = RedisStore.from_url(redis_db_url, partitions=P)
+    state = (await again.load(["c-1"]))["c-1"]
+    assert state.traits["score"] == 4
+    assert set(state.seen) == {"v-0", "v-1", "v-2", "v-3"}
+    await again.close()
+    await store.close()
