@@ -251,13 +251,8 @@ class StreamProcessor:
         """The first try of a batch, up to sending its actions; None if it was done in full
         some other way (events set aside one by one, or tried again after Redis went away)."""
         try:
-            try:
-                decision = await self.runner.process(events)
-            except Exception as exc:
-                if isinstance(exc, _TRANSIENT + _FATAL):
-                    raise
-                self.store.discard()
-                await self._one_by_one(events)
+            decision = await self._process_or_set_aside(events)
+            if decision is None:
                 return None
             return decision, await self.publisher.send(decision.actions)
         except _TRANSIENT as exc:
@@ -313,15 +308,9 @@ class StreamProcessor:
         delays = iter(retry_delays)
         while True:
             try:
-                try:
-                    decision = await self.runner.process(events)
-                except Exception as exc:
-                    if isinstance(exc, _TRANSIENT + _FATAL):
-                        raise
-                    self.store.discard()
-                    await self._one_by_one(events)
-                    return
-                await self._publish_and_save(decision, events)
+                decision = await self._process_or_set_aside(events)
+                if decision is not None:
+                    await self._publish_and_save(decision, events)
                 return
             except _TRANSIENT as exc:
                 self.store.discard()
@@ -331,6 +320,18 @@ class StreamProcessor:
                     raise
                 _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
                 await asyncio.sleep(delay)
+
+    async def _process_or_set_aside(self, events: list[Event]) -> Decision | None:
+        """The engine over the batch; if it fails on it (not Redis), each event alone instead,
+        published and saved alone (then None)."""
+        try:
+            return await self.runner.process(events)
+        except Exception as exc:
+            if isinstance(exc, _TRANSIENT + _FATAL):
+                raise
+            self.store.discard()
+            await self._one_by_one(events)
+            return None
 
     async def _one_by_one(self, events: list[Event]) -> None:
         """The engine failed on a batch: run each event alone (published and saved alone),
