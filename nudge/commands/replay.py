@@ -5,7 +5,8 @@
     nudge replay events.jsonl --state redis://localhost:6379/0 --rejects rejects.jsonl
 
 Events run in timestamp order (events with the same timestamp in input order): input that is
-not in time order, say grouped by contact, is sorted first, and the summary says so. The clock
+not in time order, say grouped by contact, is put in order (within 100,000 events of its
+place, see `REORDER`), and the summary says so. The clock
 is event time, the timestamp of the event being handled; timers fire as the clock passes them;
 `--until` moves the clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
 order they fall due: the same input gives byte-identical output. With `--trace`, suppressed
@@ -50,6 +51,9 @@ DEFAULT_RULES = "rules/"
 # is faster with smaller ones (78k at 1,000, 63k at 5,000). The output does not depend on it.
 BATCH = 1000
 REDIS_BATCH = 5000
+# Events held back to put the input in timestamp order: an event may come this many events
+# after its place in time and still run there (about 100 MB of events at most).
+REORDER = 100_000
 
 
 def batch_size(store: ContactStore) -> int:
@@ -227,13 +231,12 @@ class Replay:
         self._figures = MemoryStatsStore()
         self.settle: Callable[[], None] = _nothing  # called after each batch (`tuned_gc`)
         self.out_of_order = 0  # events older than one read before them
+        self.late = 0  # of those, too late to be put in their place (see `_in_order`)
+        self.reorder = REORDER
 
     async def run(self, items: Iterable[Event | Rejected], until: float | None) -> str:
         try:
-            events = self._read(items)
-            size = self.batch
-            for start in range(0, len(events), size):
-                batch = events[start : start + size]
+            for batch in self._batches(self._in_order(items)):
                 self._emit(await self.runner.process(batch), batch)
                 self.settle()
             if until is not None:
@@ -245,26 +248,44 @@ class Replay:
             sys.stderr.write("\r\x1b[K")
         return self._summary(pending.pending, pending.next_due)
 
-    def _read(self, items: Iterable[Event | Rejected]) -> list[Event]:
-        """Every event of the input, in timestamp order (stable); rejects set aside."""
-        events: list[Event] = []
-        latest = -math.inf
+    def _in_order(self, items: Iterable[Event | Rejected]) -> Iterator[list[Event]]:
+        """The input's events in timestamp order (stable), in runs; rejects set aside.
+
+        Memory stays bounded: events are held until `REORDER` more have been read, then
+        released in order. An event that comes more than that after its place in time (later
+        than what was released already) is counted as `late` and runs at the clock's time."""
+        held: list[Event] = []
+        latest = released = -math.inf
+        window = self.reorder
         for item in items:
             self.read += 1
             if type(item) is Event:
-                if item.ts < latest:
+                ts = item.ts
+                if ts < latest:
                     self.out_of_order += 1
+                    if ts < released:
+                        self.late += 1
                 else:
-                    latest = item.ts
-                events.append(item)
+                    latest = ts
+                held.append(item)
+                if len(held) >= 2 * window:
+                    held.sort(key=_timestamp)
+                    released = held[window - 1].ts
+                    yield held[:window]
+                    del held[:window]
                 if self.progress and not self.read % 10_000:
                     self._show_progress()
             else:
                 assert isinstance(item, Rejected)
                 self._reject(item)
-        if self.out_of_order:
-            events.sort(key=_timestamp)
-        return events
+        held.sort(key=_timestamp)
+        yield held
+
+    def _batches(self, runs: Iterable[list[Event]]) -> Iterator[list[Event]]:
+        size = self.batch
+        for run in runs:
+            for start in range(0, len(run), size):
+                yield run[start : start + size]
 
     def _reject(self, item: Rejected) -> None:
         self.rejected[item.reason] = self.rejected.get(item.reason, 0) + 1
@@ -315,10 +336,17 @@ class Replay:
             f"conversions: {self.conversions}",
         ]
         if self.out_of_order:
+            late = self.late
             lines.insert(
                 1,
                 f"order: {self.out_of_order} event{_s(self.out_of_order)} came after a later "
-                "one in the input; all were run in timestamp order",
+                "one in the input; "
+                + (
+                    "all were run in timestamp order"
+                    if not late
+                    else f"{late} came more than {self.reorder:,} events late and ran at the "
+                    "clock's time, the others in timestamp order"
+                ),
             )
         if pending:
             due = format_time(next_due) if next_due is not None else "?"

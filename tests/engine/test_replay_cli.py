@@ -220,3 +220,38 @@ end
     in_order = replay(rules, sorted(events, key=lambda e: e["timestamp"]), "--until", at("20:00"))
     assert in_order.stdout == r.stdout
     assert "order" not in in_order.summary()
+
+
+def test_events_far_out_of_order_run_late_and_are_counted(tmp_path: Path) -> None:
+    """Memory is bounded: an event is put in its place only within `reorder` events."""
+    import asyncio
+    import io
+
+    from nudge.commands.replay import Replay
+    from nudge.dsl.load import load_ruleset
+    from nudge.engine.engine import Engine
+    from nudge.engine.events import event_from_dict
+    from nudge.engine.stores.memory import MemoryStore
+
+    (tmp_path / "r.rules").write_text(
+        'rule hello\n    when ping\n    then\n        send webhook "w" with { n: event.n }\nend\n'
+    )
+    ruleset = load_ruleset([tmp_path]).ruleset
+    assert ruleset is not None
+    out = io.BytesIO()
+    replay = Replay(Engine(ruleset), MemoryStore(), out, None)
+    replay.progress = False
+    replay.reorder = 2
+    order = [1, 0, 2, 3, 4, 5, 6, 7, 8, 9]  # 0 comes one late: put in place
+    order += [10, 11, 12, 13, 14, 15, 16]
+    order.insert(14, 10)  # an event at 10:10 again, after 10:13: too late
+    items = [
+        event_from_dict(ev(f"e{i}", "ping", "c1", at(f"10:{n:02d}"), n=n))
+        for i, n in enumerate(order)
+    ]
+    summary = asyncio.run(replay.run(items, None))
+    got = [json.loads(line)["data"]["n"] for line in out.getvalue().splitlines()]
+    assert got[:10] == list(range(10))
+    assert sorted(got) == sorted(order)
+    assert "came more than 2 events late" in summary
+    assert replay.late == 1
