@@ -7,7 +7,9 @@ Ids (unique per contact):
 - `inactive:<rule>`: an `inactive for` trigger (armed by an inbound event; when it falls due
   after later inbound events, it moves on instead of firing);
 - `wait:<rule>:<trigger event id>:<step index>`: the rest of a rule after a `wait`;
-- `deliver:<action id>`: an action deferred by quiet hours.
+- `deliver:<action id>`: an action deferred by quiet hours;
+- `segments`: the next instant a segment of the contact may change as time passes (one per
+  contact; see `segments.py`).
 """
 
 from __future__ import annotations
