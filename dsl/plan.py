@@ -226,6 +226,9 @@ class SegmentTiming:
     traits: tuple[str, ...]
     offsets: tuple[float, ...]
     windows: tuple[tuple[str, float], ...]
+    # a day and/or an hour when `days_since`/`hours_since` is used: numbers in the traits
+    # count as offsets in those units too
+    scales: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,25 +35,27 @@ _NO_BINDINGS: dict[str, Any] = {}
 class SegmentClock:
     """The union of the time dependencies of a ruleset's segments."""
 
-    __slots__ = ("offsets", "reads_seen", "traits", "windows")
+    __slots__ = ("offsets", "reads_seen", "scales", "traits", "windows")
 
     def __init__(self, segments: Sequence[Segment]) -> None:
         traits: set[str] = set()
         offsets: set[float] = set()
-        windows: dict[str, float] = {}
+        windows: set[tuple[str, float]] = set()
+        scales: set[float] = set()
         for seg in segments:
             timing = seg.timing
             if timing is None:
                 continue
             traits.update(timing.traits)
             offsets.update(timing.offsets)
-            for wid, seconds in timing.windows:
-                windows[wid] = max(windows.get(wid, 0.0), seconds)
+            windows.update(timing.windows)
+            scales.update(timing.scales)
+        self.scales = tuple(sorted(scales))
         self.traits = tuple(sorted(traits))
         # `last_seen` moves with every inbound event without counting as a change
         self.reads_seen = bool(traits & {"last_seen", "first_seen"})
         self.offsets = tuple(sorted(offsets))
-        self.windows = tuple(sorted(windows.items()))
+        self.windows = tuple(sorted(windows))
 
     @classmethod
     def of(cls, segments: Sequence[Segment]) -> SegmentClock | None:
@@ -67,6 +69,14 @@ class SegmentClock:
         best = math.inf
         traits = state.traits
         offsets = self.offsets
+        if self.scales:  # numbers the contact holds, in days or hours (both directions)
+            found: list[float] = []
+            for field in self.traits:
+                value = traits.get(field)
+                if type(value) is int or type(value) is float:
+                    found += [sign * value * scale for scale in self.scales for sign in (1, -1)]
+            if found:
+                offsets = tuple(sorted({*offsets, *found}))
         for field in self.traits:
             at = _as_time(traits.get(field))
             if at is None:
@@ -116,7 +126,9 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
         return
     _evaluate(engine, ctx, cause, segments)
     clock = engine.segment_clock
-    if clock is not None and (ctx.changes or clock.reads_seen):
+    if clock is not None and (
+        ctx.changes or clock.reads_seen or SEGMENT_CHECK not in ctx.state.timers
+    ):
         schedule_check(clock, ctx)
 
 

@@ -67,19 +67,21 @@ def _misspelt_events(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
 
 
 def _rule_event_names(ruleset: ast.Ruleset) -> Iterator[ast.Name]:
-    """The event type names of every rule's trigger, `exit on`, `goal` and `count(...)`."""
+    """The event type names of every rule's trigger, `exit on`, `goal`, and of `count(...)` in
+    rules and segments."""
     for decl in ruleset.decls():
-        if not isinstance(decl, ast.Rule):
+        if isinstance(decl, ast.Rule):
+            trigger = decl.trigger
+            if isinstance(trigger, ast.OnEvent | ast.Repeated):
+                yield trigger.match.event
+            elif isinstance(trigger, ast.FollowedBy | ast.NotFollowedBy):
+                yield trigger.first.event
+                yield trigger.second.event
+            for clause in decl.clauses:
+                if isinstance(clause, ast.ExitOn | ast.Goal):
+                    yield clause.match.event
+        elif not isinstance(decl, ast.Segment):
             continue
-        trigger = decl.trigger
-        if isinstance(trigger, ast.OnEvent | ast.Repeated):
-            yield trigger.match.event
-        elif isinstance(trigger, ast.FollowedBy | ast.NotFollowedBy):
-            yield trigger.first.event
-            yield trigger.second.event
-        for clause in decl.clauses:
-            if isinstance(clause, ast.ExitOn | ast.Goal):
-                yield clause.match.event
         for root in decl_expressions(decl):
             for node in subexpressions(root):
                 if isinstance(node, ast.Count):

@@ -131,10 +131,13 @@ def _same(a: Value, b: Value) -> bool:
 
 
 def time_text(v: Value) -> Value:
-    """A time leaving the engine (action data, a trait): a number of epoch seconds becomes
-    ISO 8601 text in UTC, `2026-11-20T10:00:00Z` (milliseconds or microseconds only when
-    there are any); text, null and anything else are left as they are."""
+    """A time leaving the engine (action data, a trait): a number of epoch seconds, or ISO
+    text with an offset other than `Z`, becomes ISO 8601 text in UTC, `2026-11-20T10:00:00Z`
+    (milliseconds or microseconds only when there are any); anything else is left as it is."""
     t = type(v)
+    if t is str:  # ISO text with another offset: the same instant, in UTC
+        instant = None if v.endswith("Z") else _iso(v)
+        return v if instant is None else time_text(instant)
     if t is not int and t is not float:
         return v
     try:

@@ -8,8 +8,12 @@ may change. Those instants are found from what this module collects:
 - the contact fields that may hold times (every `contact.<field>` of a condition that uses
   `now`, `days_since` or `hours_since`; fields that hold no time are skipped at run time),
 - the offsets from such a time at which a comparison may turn: every duration of the
-  condition, every number times a day (`days_since`) or an hour (`hours_since`), and 0,
-- the windows of its `count(...)`s: an event leaves one `D` after it happened.
+  condition, every number (and product and quotient of two) times a day (`days_since`) or an
+  hour (`hours_since`), and 0, each both after and before the time (`renew_at - now < 7d`
+  turns 7 days before it); numbers held by the contact's fields are scaled at run time
+  (`days_since(contact.x) > contact.trial_days`),
+- the windows of its `count(...)`s, each with its length: an event leaves one `D` after it
+  happened.
 
 A superset is harmless (a check that changes nothing costs one evaluation); an instant
 missed would leave a contact in a segment it has left, so `contact in <segment>` takes in
@@ -40,14 +44,19 @@ def segment_timing(
     if not found.clocked and not found.windows:
         return None
     offsets = {0.0, *found.durations}
-    if found.days:
-        offsets.update(n * _DAY for n in found.numbers)
-    if found.hours:
-        offsets.update(n * _HOUR for n in found.numbers)
+    # `days_since(t) * 2 > 10` turns at 5 days, `days_since(t) / 7 >= 2` at 14: the numbers
+    # alone, and each by another (products and quotients), in days or hours
+    numbers = set(found.numbers)
+    numbers.update(a * b for a in found.numbers for b in found.numbers)
+    numbers.update(a / b for a in found.numbers for b in found.numbers if b)
+    scales = (_DAY,) * found.days + (_HOUR,) * found.hours
+    offsets.update(n * scale for n in numbers for scale in scales)
+    offsets.update([-o for o in offsets])  # `contact.renew_at - now < 7d`: 7 days before
     return plan.SegmentTiming(
         traits=tuple(sorted(found.fields)) if found.clocked else (),
         offsets=tuple(sorted(offsets)),
-        windows=tuple(sorted(found.windows.items())),
+        windows=tuple(sorted(found.windows)),
+        scales=scales,
     )
 
 
@@ -59,7 +68,7 @@ class _Found:
         self.fields: set[str] = set()
         self.durations: set[float] = set()
         self.numbers: set[float] = set()
-        self.windows: dict[str, float] = {}
+        self.windows: set[tuple[str, float]] = set()
 
     def walk(
         self,
@@ -83,7 +92,7 @@ class _Found:
                         self.clocked = self.hours = True
                 case ast.Count(event=event, where=where, within=within):
                     wid = window_id(event.value, where, (event.value, "event"))
-                    self.windows[wid] = max(self.windows.get(wid, 0.0), float(within.seconds))
+                    self.windows.add((wid, float(within.seconds)))
                 case ast.Path(parts=parts):
                     head = parts[0].value
                     if head == "contact" and len(parts) > 1:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import Replay, at, ev, identify
+from collections.abc import Callable
+
+from conftest import RanTests, Replay, at, ev, identify
 
 CONSENT = {"email": "ann@example.se", "consent_email": True}
 
@@ -533,3 +535,93 @@ end
         (at("12:00"), "also_big", False),
         (at("12:00"), "not_big", True),
     ]
+
+
+def test_time_segments_coming_up_scaled_by_traits_and_sharing_a_window(replay: Replay) -> None:
+    rules = """
+segment renewing = contact.renew_at - now < 7d
+segment trial_over = days_since(contact.trial_start) > contact.trial_days
+segment two_weeks = days_since(contact.signup_at) / 7 >= 2
+segment recent_buyer = count(order_completed within 30d) >= 1
+segment any_buyer = count(order_completed within 90d) >= 1
+
+rule remind_renewal
+    when entered renewing
+    then
+        send webhook "renewing"
+end
+
+rule trial
+    when entered trial_over
+    then
+        send webhook "trial_over"
+end
+
+rule fortnight
+    when entered two_weeks
+    then
+        send webhook "two_weeks"
+end
+
+rule lapsing
+    when left recent_buyer
+    then
+        send webhook "not_recent"
+end
+
+rule gone
+    when left any_buyer
+    then
+        send webhook "not_a_buyer"
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("12:00", day=1, month=1), renew_at=at("12:00", day=1, month=3)),
+            identify(
+                "i2",
+                "c2",
+                at("12:00", day=1, month=1),
+                trial_start=at("00:00", day=1, month=1),
+                trial_days=3,
+            ),
+            identify(
+                "i3", "c3", at("12:00", day=1, month=1), signup_at=at("12:00", day=1, month=1)
+            ),
+            ev("o1", "order_completed", "c4", at("12:00", day=1, month=1)),
+        ],
+        "--until",
+        at("00:00", day=1, month=6),
+    )
+    got = sorted((a["contact_id"], a["name"], a["at"]) for a in r.actions())
+    assert got == [
+        ("c1", "renewing", at("12:00:01", day=22, month=2)),  # less than 7 days before
+        ("c2", "trial_over", at("00:00:01", day=4, month=1)),
+        ("c3", "two_weeks", at("12:00", day=15, month=1)),
+        ("c4", "not_a_buyer", at("12:00:01", day=1, month=4)),  # 90 days
+        ("c4", "not_recent", at("12:00:01", day=31, month=1)),  # 30 days, the same window
+    ]
+
+
+def test_given_traits_in_a_test_start_time_segments(
+    nudge_test: Callable[[str], RanTests],
+) -> None:
+    ran = nudge_test(
+        """
+segment lapsed = days_since(contact.last_order_at) > 30
+
+rule winback
+    when entered lapsed
+    then
+        send webhook "winback"
+end
+
+test "a lapsed customer from the start"
+    given contact c1 { last_order_at: "2026-01-01T23:30:00Z" }
+    at 2026-01-01T23:30:00Z c1 page_viewed
+    expect at 2026-01-31T23:30:01Z c1 webhook "winback"
+end
+"""
+    )
+    assert ran.code == 0, ran.stdout

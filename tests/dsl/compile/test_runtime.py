@@ -228,6 +228,8 @@ def test_time_text_writes_numbers_as_iso_text_in_utc() -> None:
     assert time_text(1795168800.25) == "2026-11-20T10:00:00.250Z"
     assert time_text(1795168800.000123) == "2026-11-20T10:00:00.000123Z"
     assert time_text("2026-11-20T10:00:00Z") == "2026-11-20T10:00:00Z"
+    assert time_text("2026-11-20T11:00:00+01:00") == "2026-11-20T10:00:00Z"  # in UTC
+    assert time_text("not a time") == "not a time"
     assert time_text(None) is None
     assert time_text(True) is True
     assert time_text(1e300) == 1e300  # beyond any date: left as it is
