@@ -16,10 +16,11 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from nudge.dsl.compile.runtime import to_time
 from nudge.dsl.plan import Segment
 
 from .decision import Context
-from .events import Event, format_time, parse_time
+from .events import Event, format_time
 from .state import ContactState, Timer
 from .steps import emit_event
 
@@ -78,7 +79,7 @@ class SegmentClock:
             if found:
                 offsets = tuple(sorted({*offsets, *found}))
         for field in self.traits:
-            at = _as_time(traits.get(field))
+            at = to_time(traits.get(field))  # as the condition reads it: dates too
             if at is None:
                 continue
             for offset in offsets:  # ascending: the first one ahead is this trait's earliest
@@ -97,18 +98,6 @@ class SegmentClock:
                     best = min(best, leaves)
                     break  # ascending
         return None if best == math.inf else best
-
-
-def _as_time(value: Any) -> float | None:
-    t = type(value)
-    if t is int or t is float:
-        return float(value)
-    if t is str:
-        try:
-            return parse_time(value)
-        except ValueError:
-            return None
-    return None
 
 
 def time_passed(contact_id: str, at: float) -> Event:

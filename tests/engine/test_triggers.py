@@ -625,3 +625,24 @@ end
 """
     )
     assert ran.code == 0, ran.stdout
+
+
+def test_a_date_without_a_time_starts_a_time_segment_as_the_condition_reads_it(
+    replay: Replay,
+) -> None:
+    rules = """
+segment due = days_since(contact.renewal_date) > 3
+
+rule remind
+    when entered due
+    then
+        send webhook "due"
+end
+"""
+    r = replay(
+        rules,
+        [identify("i1", "c1", at("10:00"), renewal_date="2026-11-20")],
+        "--until",
+        at("00:00", day=30),
+    )
+    assert [a["at"] for a in r.actions()] == [at("00:00:01", day=23)]  # midnight UTC + 3 days
