@@ -254,8 +254,8 @@ _ALL: tuple[Code, ...] = (
         "a constant or test value reads something that changes",
         "A `let` is computed once when the ruleset loads (one that uses `now`, each time it "
         "is used), so it may use literals, earlier constants and `now`, but not `contact`, "
-        "`event`, `count(...)` or segment membership. Values in tests (`given`, `at`, `expect ... with`) must be "
-        "literals. Put conditions on the contact in a segment or in the rule itself.",
+        "`event`, `count(...)` or segment membership. Values in tests (`given`, `at`, "
+        "`expect ... with`) must be literals. Put conditions on the contact in a segment or in the rule itself.",
         "let big_spender = contact.total_spent > 1000\n",
     ),
     Code(

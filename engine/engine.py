@@ -39,7 +39,7 @@ from .delivery_rules import allowed_by_cap
 from .dispatch import TypePlan, type_plans
 from .events import Event
 from .merge import merge_contact
-from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, schedule_check, time_passed
+from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, time_passed
 from .state import ContactState, Timer
 from .steps import Firing, change_trait, count_limited, held_back, run_steps, suppressed_preview
 from .timers import arm_event_timer, cancel_rule_timers
@@ -148,10 +148,8 @@ class Engine:
         d.dirty = True
         ctx = Context(state, now, d)
         payload = timer.payload
-        if timer.kind == SEGMENT_CHECK:
+        if timer.kind == SEGMENT_CHECK:  # `reevaluate` arms the next one: this one is gone
             reevaluate(self, ctx, time_passed(state.contact_id, timer.due))
-            if self.segment_clock is not None:
-                schedule_check(self.segment_clock, ctx)
             if ctx.queue:
                 self._drain(ctx)
             return d

@@ -40,6 +40,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from nudge.dsl.compile.runtime import utc_text as _format
+
 __all__ = [
     "MAX_EVENT_BYTES",
     "NOT_INBOUND_TYPES",
@@ -165,16 +167,6 @@ def format_time(ts: float) -> str:
     when whole milliseconds (`.500`), otherwise six (`.123456`).
     """
     return _format(_NAIVE_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))
-
-
-def _format(utc: datetime) -> str:
-    """A naive UTC datetime in the normalised text form."""
-    micro = utc.microsecond
-    if micro == 0:
-        return utc.isoformat(timespec="seconds") + "Z"
-    if micro % 1000 == 0:
-        return utc.isoformat(timespec="milliseconds") + "Z"
-    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def _parse_time(value: str) -> tuple[float, str]:

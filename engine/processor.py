@@ -33,7 +33,7 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -133,7 +133,9 @@ class StreamProcessor:
         self._lock = asyncio.Lock()
         self._open = asyncio.Event()
         self._shard_of: dict[str, int] = {}
-        self._finishing: asyncio.Future[None] | None = None  # the latest batch's save
+        self._finishing: asyncio.Future[None] | None = (
+            None  # the save under way (held: asyncio keeps tasks weakly)
+        )
 
     @property
     def engine(self) -> Engine:
@@ -293,19 +295,15 @@ class StreamProcessor:
             self._lock.release()  # after `done`: whoever waits on it runs first
 
     async def _again(self, events: list[Event], exc: BaseException) -> None:
-        """Redis went away during the first try: forget it, wait, run the batch again (what
-        was published is recognised and not published twice)."""
-        self.store.discard()
-        self.store.invalidate()
-        _log.warning("worker.store_unavailable", error=repr(exc), retry_in=_RETRY_DELAYS[0])
-        await asyncio.sleep(_RETRY_DELAYS[0])
-        await self._run_batch(events, _RETRY_DELAYS[1:])
+        """Redis went away during the first try: wait, run the batch again (what was
+        published is recognised and not published twice)."""
+        delays = iter(_RETRY_DELAYS)
+        await self._back_off(exc, delays)
+        await self._run_batch(events, delays)
 
-    async def _run_batch(
-        self, events: list[Event], retry_delays: Sequence[float] = _RETRY_DELAYS
-    ) -> None:
+    async def _run_batch(self, events: list[Event], delays: Iterator[float] | None = None) -> None:
         """Run, publish, save; retry while Redis is unreachable; set poison events aside."""
-        delays = iter(retry_delays)
+        delays = iter(_RETRY_DELAYS) if delays is None else delays
         while True:
             try:
                 decision = await self._process_or_set_aside(events)
@@ -313,13 +311,17 @@ class StreamProcessor:
                     await self._publish_and_save(decision, events)
                 return
             except _TRANSIENT as exc:
-                self.store.discard()
-                self.store.invalidate()
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
-                await asyncio.sleep(delay)
+                await self._back_off(exc, delays)
+
+    async def _back_off(self, exc: BaseException, delays: Iterator[float]) -> None:
+        """Forget what the failed try held, then wait the next delay (none left: raise)."""
+        self.store.discard()
+        self.store.invalidate()
+        delay = next(delays, None)
+        if delay is None:
+            raise exc
+        _log.warning("worker.store_unavailable", error=repr(exc), retry_in=delay)
+        await asyncio.sleep(delay)
 
     async def _process_or_set_aside(self, events: list[Event]) -> Decision | None:
         """The engine over the batch; if it fails on it (not Redis), each event alone instead,

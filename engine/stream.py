@@ -2,10 +2,11 @@
 
 One agent consumes the events topic in micro-batches (`noack_take`: records are acknowledged
 only after their batch is processed, published and saved) and hands them to a
-`StreamProcessor`; it takes the next batch while the previous one is being saved. A faust timer fires the due timers of the partitions this worker owns;
-another polls the rules folder. Rebalances go through the processor: partitions revoked ->
-it finishes the batch under way and stands still; partitions assigned -> it reads back what
-their previous owner published, then runs.
+`StreamProcessor`; it takes the next batch while the previous one is being saved. A faust
+timer fires the due timers of the partitions this worker owns; another polls the rules
+folder. Rebalances go through the processor: partitions revoked -> it finishes the batch
+under way and stands still; partitions assigned -> it reads back what their previous owner
+published, then runs.
 
 The app is built by `build_app`, never at import time.
 """

@@ -2,7 +2,8 @@
 
 It runs the passes of `PASSES` in order over the whole ruleset (every file at once: names declared
 in one file are visible in all), collects every diagnostic and sorts them by location (all of them:
-`nudge check` reports every error in one run). Results for later stages go in side tables of `Checked`, never on the nodes.
+`nudge check` reports every error in one run). Results for later stages go in side tables of
+`Checked`, never on the nodes.
 
 A pass is a plain function `check_x(ruleset, ctx) -> list[Diagnostic]`. Passes never raise for a
 user's mistake; an exception from a pass is a bug in the checker.

@@ -153,15 +153,21 @@ class _Parts:
 
 class _Builder:
     def __init__(
-        self, units: Mapping[str, FileUnit], windows: _Windows, types: Mapping[int, str]
+        self,
+        units: Mapping[str, FileUnit],
+        windows: _Windows,
+        types: Mapping[int, str],
+        lets: Mapping[str, ast.Expr],
+        segment_conditions: Mapping[str, ast.Expr],
     ) -> None:
         self.units = units
         self.windows = windows
         self.types = types
         self.built = False
         self._negated: dict[int, ast.Unary] = {}
-        self.lets: Mapping[str, ast.Expr] = {}
-        self.segment_conditions: Mapping[str, ast.Expr] = {}
+        # what a segment's condition may read, for `segment_timing`
+        self.lets = lets
+        self.segment_conditions = segment_conditions
 
     def fn(
         self, expr: ast.Expr, scope: Mapping[str, str], label: str, *, value: bool = False
@@ -442,14 +448,14 @@ def _build(checked: CheckedLike, sources: Mapping[str, str] | None) -> plan.Rule
     units = {f.path: FileUnit(f.path, folder, windows.from_count, types) for f in ruleset.files}
     if not units:
         units["<empty>"] = FileUnit("<empty>", folder, windows.from_count, types)
-    builder = _Builder(units, windows, types)
-    builder.lets = {name: let.value for name, let in checked.lets.items()}
-    builder.segment_conditions = {
+    lets = {name: let.value for name, let in checked.lets.items()}
+    segment_conditions = {
         decl.name.value: decl.condition
         for file in ruleset.files
         for decl in file.decls
         if isinstance(decl, ast.Segment)
     }
+    builder = _Builder(units, windows, types, lets, segment_conditions)
     builder.run(ruleset)  # generates the code of every expression
     for unit in units.values():
         unit.build()

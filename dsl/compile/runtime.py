@@ -57,6 +57,7 @@ __all__ = [
     "time_text",
     "to_time",
     "upper",
+    "utc_text",
     "walk",
 ]
 
@@ -141,15 +142,21 @@ def time_text(v: Value) -> Value:
     if t is not int and t is not float:
         return v
     try:
-        at = _NAIVE_EPOCH + timedelta(microseconds=round(v * 1_000_000))
+        return utc_text(_NAIVE_EPOCH + timedelta(microseconds=round(v * 1_000_000)))
     except (OverflowError, ValueError):
         return v
-    micro = at.microsecond
-    if not micro:
-        return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if not micro % 1000:
-        return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{micro // 1000:03d}Z"
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_text(utc: datetime) -> str:
+    """A naive UTC datetime in the normalised text form, `YYYY-MM-DDTHH:MM:SSZ`: a fraction
+    only when non-zero, three digits when whole milliseconds (`.500`), otherwise six. The
+    engine writes event timestamps and action times with it too (`format_time`)."""
+    micro = utc.microsecond
+    if micro == 0:
+        return utc.isoformat(timespec="seconds") + "Z"
+    if micro % 1000 == 0:
+        return utc.isoformat(timespec="milliseconds") + "Z"
+    return utc.isoformat(timespec="microseconds") + "Z"
 
 
 def time_from(result: Value, source: Value) -> Value:

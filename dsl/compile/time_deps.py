@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from .. import ast, plan
+from ..check.walk import children
 from .canon import window_id
 
 __all__ = ["segment_timing"]
@@ -113,16 +114,5 @@ def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
     while stack:
         node = stack.pop()
         yield node
-        match node:
-            case ast.Unary(operand=operand) | ast.IsNull(operand=operand):
-                stack.append(operand)
-            case ast.Binary(left=left, right=right) | ast.Compare(left=left, right=right):
-                stack += (left, right)
-            case ast.Logical(left=left, right=right):
-                stack += (left, right)
-            case ast.Call(args=args):
-                stack.extend(args)
-            case ast.ListExpr(items=items):
-                stack.extend(items)
-            case ast.ObjectExpr(entries=entries):
-                stack.extend(e.value for e in entries)
+        if not isinstance(node, ast.Count):
+            stack.extend(children(node))

@@ -6,10 +6,10 @@
 
 Events run in timestamp order (events with the same timestamp in input order): input that is
 not in time order, say grouped by contact, is put in order (within 100,000 events of its
-place, see `REORDER`), and the summary says so. The clock
-is event time, the timestamp of the event being handled; timers fire as the clock passes them;
-`--until` moves the clock on at the end, firing what falls due by then. Actions go to stdout as JSON lines in the
-order they fall due: the same input gives byte-identical output. With `--trace`, suppressed
+place, see `REORDER`), and the summary says so. The clock is event time, the timestamp of
+the event being handled; timers fire as the clock passes them; `--until` moves the clock on
+at the end, firing what falls due by then. Actions go to stdout as JSON lines in the order
+they fall due: the same input gives byte-identical output. With `--trace`, suppressed
 actions and changes of traits, score, stage and segments are printed too. A summary goes to
 stderr; with `--stats`, per-rule figures follow it (fired, suppressed by reason, sent, and
 what outcome and tracking events in the input say of them). Malformed lines are counted,
@@ -26,6 +26,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from operator import attrgetter
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -54,6 +55,7 @@ REDIS_BATCH = 5000
 # Events held back to put the input in timestamp order: an event may come this many events
 # after its place in time and still run there (about 100 MB of events at most).
 REORDER = 100_000
+_TIMESTAMP = attrgetter("ts")
 
 
 def batch_size(store: ContactStore) -> int:
@@ -269,7 +271,7 @@ class Replay:
                     latest = ts
                 held.append(item)
                 if len(held) >= 2 * window:
-                    held.sort(key=_timestamp)
+                    held.sort(key=_TIMESTAMP)
                     released = held[window - 1].ts
                     yield held[:window]
                     del held[:window]
@@ -278,7 +280,7 @@ class Replay:
             else:
                 assert isinstance(item, Rejected)
                 self._reject(item)
-        held.sort(key=_timestamp)
+        held.sort(key=_TIMESTAMP)
         yield held
 
     def _batches(self, runs: Iterable[list[Event]]) -> Iterator[list[Event]]:
@@ -357,10 +359,6 @@ class Replay:
         else:
             lines.append("timers: none pending")
         return "\n".join(lines) + "\n"
-
-
-def _timestamp(event: Event) -> float:
-    return event.ts
 
 
 def _s(n: int) -> str:
