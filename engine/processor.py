@@ -133,9 +133,8 @@ class StreamProcessor:
         self._lock = asyncio.Lock()
         self._open = asyncio.Event()
         self._shard_of: dict[str, int] = {}
-        self._finishing: asyncio.Future[None] | None = (
-            None  # the save under way (held: asyncio keeps tasks weakly)
-        )
+        # the save under way, held here: asyncio keeps only a weak reference to a task
+        self._finishing: asyncio.Future[None] | None = None
 
     @property
     def engine(self) -> Engine:
