@@ -238,6 +238,8 @@ class Segment:
     origin: Origin
     timing: SegmentTiming | None = None  # None: only events change it
     reads_segments: bool = False  # uses `contact in <segment>`
+    # reads the clock or the activity times: evaluated at every event, not only on changes
+    each_event: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,11 @@ class Engine:
         # Segments that change with time alone are checked by a timer (`segments.py`).
         self.segment_clock = SegmentClock.of(ruleset.segments)
         self.nested_segments = any(s.reads_segments for s in ruleset.segments)
+        # A state whose `segments_mark` is this object had its segments brought up to date
+        # by this engine: they are evaluated again only when its data changed (or its
+        # segment timer is due), unless a condition reads the clock or the activity times.
+        self.segments_mark = object()
+        self._segments_each_event = any(s.each_event for s in ruleset.segments)
         self._inactive = tuple(
             (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
         )
@@ -128,6 +133,8 @@ class Engine:
             self._prune_seen(state, now)
         state.seen[eid] = event.ts
         ctx = Context(state, now, d)
+        if state.segments_mark is self.segments_mark and self._segments_current(state, now):
+            ctx.segments_at = 0
         self._process(ctx, event, merge_from)
         if ctx.queue:
             self._drain(ctx)
@@ -153,6 +160,8 @@ class Engine:
             if ctx.queue:
                 self._drain(ctx)
             return d
+        if state.segments_mark is self.segments_mark and self._segments_current(state, now):
+            ctx.segments_at = 0
         if timer.kind == "deliver":
             action = payload["action"]
             d.actions.append(action)
@@ -186,6 +195,14 @@ class Engine:
         if ctx.queue:
             self._drain(ctx)
         return d
+
+    def _segments_current(self, state: ContactState, now: float) -> bool:
+        """Whether the segments this engine last evaluated for `state` still hold, as long
+        as its data does not change (the caller checked the mark)."""
+        if self._segments_each_event:
+            return False
+        check = state.timers.get(SEGMENT_CHECK)
+        return check is None or check.due > now
 
     # ------------------------------------------------------------------ firing a rule
 

@@ -114,6 +114,7 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
     if not segments or ctx.segments_at == ctx.changes:
         return
     _evaluate(engine, ctx, cause, segments)
+    ctx.state.segments_mark = engine.segments_mark
     clock = engine.segment_clock
     if clock is not None and (
         ctx.changes or clock.reads_seen or SEGMENT_CHECK not in ctx.state.timers

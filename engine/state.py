@@ -119,6 +119,8 @@ class ContactState:
     - `engagement`: channel -> when the contact last engaged with it (for `send best`).
     - `merged_into`: set once this (anonymous) contact was merged into a known one.
     - `last_inbound`: the contact's latest inbound event (for `inactive for`).
+    - `segments_mark`: not kept by stores: which engine last brought `segments` up to date
+      in this object (the engine then skips re-evaluating them while nothing changes).
     """
 
     contact_id: str
@@ -133,6 +135,7 @@ class ContactState:
     engagement: dict[str, float] = field(default_factory=dict)
     merged_into: str | None = None
     last_inbound: Event | None = None
+    segments_mark: object = field(default=None, compare=False, repr=False)
 
     @property
     def is_new(self) -> bool:

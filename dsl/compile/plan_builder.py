@@ -37,7 +37,7 @@ from .codegen import FileUnit, Scope
 from .fold import Folder
 from .keys import match_key
 from .tests_compile import CompileError, compile_test
-from .time_deps import segment_timing
+from .time_deps import evaluated_each_event, segment_timing
 
 __all__ = ["CheckedLike", "build_ruleset"]
 
@@ -198,8 +198,13 @@ class _Builder:
                     nested = any(
                         isinstance(node, ast.InSegment) for node in subexpressions(decl.condition)
                     )
+                    each_event = evaluated_each_event(
+                        decl.condition, self.lets, self.segment_conditions
+                    )
                     parts.segments.append(
-                        plan.Segment(decl.name.value, fn, origin(decl.span), timing, nested)
+                        plan.Segment(
+                            decl.name.value, fn, origin(decl.span), timing, nested, each_event
+                        )
                     )
                 elif isinstance(decl, ast.ChannelPolicy):
                     channel = decl.channel.value

@@ -28,7 +28,10 @@ from .. import ast, plan
 from ..check.walk import children
 from .canon import window_id
 
-__all__ = ["segment_timing"]
+__all__ = ["evaluated_each_event", "segment_timing"]
+
+# Traits the engine moves with every inbound event without counting it as a change.
+_ACTIVITY = frozenset({"last_seen", "first_seen"})
 
 _DAY = 86400.0
 _HOUR = 3600.0
@@ -61,12 +64,27 @@ def segment_timing(
     )
 
 
+def evaluated_each_event(
+    condition: ast.Expr,
+    lets: Mapping[str, ast.Expr],
+    segments: Mapping[str, ast.Expr],
+) -> bool:
+    """Whether the engine must evaluate `condition` at every event of the contact, not only
+    when the contact's data changed: it reads the clock (`now`, `days_since`, `hours_since`:
+    the segment timer catches the instants this module can follow, the next event the rest),
+    the activity times every inbound event moves, or the whole contact."""
+    found = _Found()
+    found.walk(condition, lets, segments, set())
+    return found.clocked or found.whole_contact or bool(found.fields & _ACTIVITY)
+
+
 class _Found:
     def __init__(self) -> None:
         self.clocked = False  # uses `now`, `days_since` or `hours_since`
         self.days = False
         self.hours = False
         self.fields: set[str] = set()
+        self.whole_contact = False  # `contact` itself, not one of its fields
         self.durations: set[float] = set()
         self.numbers: set[float] = set()
         self.windows: set[tuple[str, float]] = set()
@@ -98,6 +116,8 @@ class _Found:
                     head = parts[0].value
                     if head == "contact" and len(parts) > 1:
                         self.fields.add(parts[1].value)
+                    elif head == "contact":
+                        self.whole_contact = True
                     elif len(parts) == 1 and head in lets and head not in visiting:
                         self.walk(lets[head], lets, segments, visiting | {head})
                 case ast.InSegment(segment=segment):

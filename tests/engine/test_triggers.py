@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import orjson
 from conftest import RanTests, Replay, at, ev, identify
+
+from nudge.dsl import Source, load_sources
+from nudge.engine.engine import Engine
+from nudge.engine.events import Event, parse_event
+from nudge.engine.state import ContactState
 
 CONSENT = {"email": "ann@example.se", "consent_email": True}
 
@@ -646,3 +652,67 @@ end
         at("00:00", day=30),
     )
     assert [a["at"] for a in r.actions()] == [at("00:00:01", day=23)]  # midnight UTC + 3 days
+
+
+def test_a_segment_on_the_activity_times_changes_with_each_inbound_event(
+    replay: Replay,
+) -> None:
+    # `last_seen` moves with every inbound event without counting as a change of the
+    # contact's data: such a segment is still evaluated at each event
+    rules = """
+segment returning = contact.last_seen != contact.first_seen
+
+rule welcome_back
+    when entered returning
+    then
+        send webhook "returning"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "page_viewed", "c1", at("10:00")),
+            ev("e2", "page_viewed", "c1", at("10:00")),
+            ev("e3", "page_viewed", "c1", at("11:00")),
+        ],
+    )
+    assert [a["at"] for a in r.actions()] == [at("11:00")]
+
+
+def test_a_ruleset_with_a_new_segment_evaluates_it_at_the_next_event() -> None:
+    # Another engine (a reloaded ruleset) does not trust the segments the first one left:
+    # a contact already over the threshold enters the new segment at its next event.
+    before = load_sources(
+        [Source("a.rules", "rule r\n    when ping\n    then\n        score += 5\nend\n")]
+    )
+    after = load_sources(
+        [
+            Source(
+                "a.rules",
+                "segment warm = contact.score >= 5\n"
+                "rule r\n    when ping\n    then\n        score += 5\nend\n"
+                'rule hello\n    when entered warm\n    then\n        send webhook "warm"\nend\n',
+            )
+        ]
+    )
+    assert before.ruleset is not None and after.ruleset is not None
+    state = ContactState("c1")
+    first = _event("e1", "ping", "2026-11-20T10:00:00Z")
+    Engine(before.ruleset).handle(first, state, first.ts)
+    assert state.traits["score"] == 5 and state.traits["segments"] == []
+    engine = Engine(after.ruleset)
+    second = _event("e2", "page_viewed", "2026-11-20T10:05:00Z")
+    d = engine.handle(second, state, second.ts)
+    assert state.traits["segments"] == ["warm"]
+    assert [a.name for a in d.actions] == ["warm"]
+    third = _event("e3", "page_viewed", "2026-11-20T10:06:00Z")
+    d = engine.handle(third, state, third.ts)
+    assert d.actions == [] and state.traits["segments"] == ["warm"]
+
+
+def _event(eid: str, typ: str, timestamp: str) -> Event:
+    parsed = parse_event(
+        orjson.dumps({"id": eid, "event": typ, "contact_id": "c1", "timestamp": timestamp})
+    )
+    assert isinstance(parsed, Event)
+    return parsed

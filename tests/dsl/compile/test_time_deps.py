@@ -54,3 +54,30 @@ def test_count_windows_are_watched_by_id_and_length() -> None:
     [(window, seconds)] = timing.windows
     assert window.startswith("w:page_viewed:")
     assert seconds == DAY
+
+
+def test_which_segments_the_engine_evaluates_at_every_event() -> None:
+    rule_file, diagnostics = parse(
+        Source(
+            "t.rules",
+            "segment big = contact.total_spent > 1000\n"
+            "segment loyal = count(order_completed within 365d) >= 3\n"
+            "segment lapsed = days_since(contact.last_order_at) > 30\n"
+            "segment returning = contact.last_seen != contact.first_seen\n"
+            "let cutoff = now - 7d\n"
+            "segment recent = contact.signed_up_at > cutoff\n"
+            "segment lapsed_big = contact in lapsed and contact in big\n",
+        )
+    )
+    assert rule_file is not None and not diagnostics
+    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {})
+    each_event = {s.name: s.each_event for s in ruleset.segments}
+    # data alone (windows are kept on time by the segment timer): only when it changes
+    assert each_event == {
+        "big": False,
+        "loyal": False,
+        "lapsed": True,
+        "returning": True,
+        "recent": True,
+        "lapsed_big": True,
+    }
