@@ -137,9 +137,11 @@ class Runner:
                 for timer in timers[before:]:
                     if timer.due < horizon:
                         heapq.heappush(heap, TimerRef(timer.due, timer.contact_id, timer.id))
-        timers.clear()
-        if dirty:
-            await self.store.save(dirty.values())
+        try:
+            if dirty:
+                await self.store.save(dirty.values(), armed=timers)
+        finally:
+            timers.clear()
 
     # ------------------------------------------------------------------ timers
 
@@ -168,9 +170,11 @@ class Runner:
             heap = list(refs)
             self._horizon = math.nextafter(limit, math.inf)
             await self._fire_heap(heap, limit, states, dirty, out, inclusive=True)
-            out.timers.clear()
-            if dirty:
-                await store.save(dirty.values())
+            try:
+                if dirty:
+                    await store.save(dirty.values(), armed=out.timers)
+            finally:
+                out.timers.clear()
             if not full:
                 return
 

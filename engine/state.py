@@ -298,11 +298,14 @@ class ContactStore(Protocol):
 
     - `load(ids)`: the state of each id; a contact never saved comes back as a fresh
       `ContactState(contact_id)`. Loading never creates anything.
-    - `save(states, after)`: each state is written atomically together with its timer index
-      (timers added, moved or removed since it was loaded). A later `load` returns equal
-      states. With `after`, nothing is written before that awaitable is done (nor at all if
-      it raises): the streaming worker passes the broker's acknowledgement of the batch's
-      actions, and the store prepares the write (encodes the states) meanwhile.
+    - `save(states, after, armed)`: each state is written atomically together with its timer
+      index (timers added, moved or removed since it was loaded). A later `load` returns
+      equal states. With `after`, nothing is written before that awaitable is done (nor at
+      all if it raises): the streaming worker passes the broker's acknowledgement of the
+      batch's actions, and the store prepares the write (encodes the states) meanwhile.
+      `armed`, when the caller knows them (the runner: `Decision.timers`), are the timers
+      armed or moved since the states were loaded: a store may index just those rather than
+      look through every state's timers. A timer a state no longer holds is never due.
     - `due_timers(now, shards, limit)`: refs of timers with `due <= now`, of contacts in the
       given shards (None: all), sorted by (due, contact id, timer id), at most `limit`. It does
       not remove them: a timer leaves the index when a saved state no longer holds it.
@@ -316,7 +319,10 @@ class ContactStore(Protocol):
     async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]: ...
 
     async def save(
-        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+        self,
+        states: Iterable[ContactState],
+        after: Awaitable[object] | None = None,
+        armed: Iterable[Timer] | None = None,
     ) -> None: ...
 
     async def due_timers(

@@ -23,7 +23,7 @@ from bisect import bisect_right
 from collections.abc import Awaitable, Collection, Iterable
 
 from .partitioning import partition_for
-from .state import ContactState, ContactStore, TimerRef, TimerSummary
+from .state import ContactState, ContactStore, Timer, TimerRef, TimerSummary
 
 __all__ = ["WriteBehindStore"]
 
@@ -65,9 +65,13 @@ class WriteBehindStore:
         return out
 
     async def save(
-        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+        self,
+        states: Iterable[ContactState],
+        after: Awaitable[object] | None = None,
+        armed: Iterable[Timer] | None = None,
     ) -> None:
-        """Hold the states until `commit()` (after `after`, when given)."""
+        """Hold the states until `commit()` (after `after`, when given). `commit` saves them
+        without `armed`: the wrapped store looks through their timers."""
         if after is not None:
             await after
         held = self._held

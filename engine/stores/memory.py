@@ -2,7 +2,10 @@
 
 For replay, tests and single-process runs. States are held by reference: `load` returns the
 stored object itself, so the engine's in-place changes cost nothing to keep; `save` only
-brings the timer index up to date.
+brings the timer index up to date: it pushes the timers it is told were armed (`armed`, as
+the runner passes them), else the ones of each state it has not indexed yet. An index entry
+is checked against the contact's timers when it falls due: one whose timer is gone or was
+moved is skipped then.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ class MemoryStore:
         self._states: dict[str, ContactState] = {}
         # Per shard, a heap of refs; stale entries (timer gone or moved) are skipped lazily.
         self._heaps: list[list[TimerRef]] = [[] for _ in range(partitions)]
-        # contact id -> its Timer objects as last saved: what the heaps should hold. A timer
+        # For saves without `armed`: contact id -> its Timer objects as last indexed. A timer
         # re-armed is a new Timer (the engine never moves one's `due`), so a save compares
         # these by identity.
         self._indexed: dict[str, tuple[Timer, ...]] = {}
@@ -45,11 +48,21 @@ class MemoryStore:
         return out
 
     async def save(
-        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+        self,
+        states: Iterable[ContactState],
+        after: Awaitable[object] | None = None,
+        armed: Iterable[Timer] | None = None,
     ) -> None:
         if after is not None:
             await after
         store = self._states
+        if armed is not None:
+            for state in states:
+                store[state.contact_id] = state
+            for timer in armed:
+                cid = timer.contact_id
+                heapq.heappush(self._heaps[self._shard(cid)], TimerRef(timer.due, cid, timer.id))
+            return
         indexed = self._indexed
         for state in states:
             cid = state.contact_id
@@ -83,11 +96,12 @@ class MemoryStore:
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary:
         pending = 0
         next_due: float | None = None
-        for cid, timers in self._indexed.items():
-            if shards is not None and self._shard(cid) not in shards:
+        for cid, state in self._states.items():
+            timers = state.timers
+            if not timers or (shards is not None and self._shard(cid) not in shards):
                 continue
             pending += len(timers)
-            earliest = min(t.due for t in timers)
+            earliest = min(t.due for t in timers.values())
             if next_due is None or earliest < next_due:
                 next_due = earliest
         return TimerSummary(pending, next_due)
@@ -103,25 +117,18 @@ class MemoryStore:
 
     def _due_in(self, heap: list[TimerRef], now: float, limit: int) -> list[TimerRef]:
         """The valid refs due by `now`, in order; they stay in the heap."""
-        indexed = self._indexed
+        states = self._states
         valid: list[TimerRef] = []
         while heap and heap[0].due <= now and len(valid) < limit:
             ref = heapq.heappop(heap)
-            timers = indexed.get(ref.contact_id)
+            state = states.get(ref.contact_id)
+            timer = None if state is None else state.timers.get(ref.timer_id)
             if (
-                timers is not None
-                and _holds(timers, ref.timer_id, ref.due)
+                timer is not None
+                and timer.due == ref.due
                 and (not valid or valid[-1] != ref)  # not a ref pushed twice
             ):
                 valid.append(ref)
         for ref in valid:
             heapq.heappush(heap, ref)
         return valid
-
-
-def _holds(timers: tuple[Timer, ...], timer_id: str, due: float) -> bool:
-    """Whether the saved timers hold `timer_id`, due at `due`."""
-    for timer in timers:
-        if timer.id == timer_id:
-            return timer.due == due
-    return False

@@ -79,7 +79,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ..partitioning import partition_for
-from ..state import ContactState, TimerRef, TimerSummary
+from ..state import ContactState, Timer, TimerRef, TimerSummary
 
 __all__ = ["PreparedSave", "RedisStore", "StoreConfigError", "StoreDataError", "client_from_url"]
 
@@ -294,8 +294,13 @@ class RedisStore:
         return out
 
     async def save(
-        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+        self,
+        states: Iterable[ContactState],
+        after: Awaitable[object] | None = None,
+        armed: Iterable[Timer] | None = None,
     ) -> None:
+        """`write(prepare(states), after)`; the index follows each state's timers (`armed`
+        is not needed)."""
         await self.write(self.prepare(states), after)
 
     def prepare(self, states: Iterable[ContactState]) -> PreparedSave:

@@ -196,6 +196,34 @@ class StoreContract:
         refs = await store.due_timers(math.inf)
         assert [r.timer_id for r in refs] == ["wait:r:e1:2", "deliver:a-1", "nfb:r"]
 
+    async def test_saves_told_what_was_armed_index_the_same(self, store: ContactStore) -> None:
+        # `armed`: the timers armed or moved since the load, as the runner passes them
+        first = _full_state("c-1")
+        await store.save([first], armed=list(first.timers.values()))
+        state = (await store.load(["c-1"]))["c-1"]
+        later = _timer("c-1", "nfb:r", T0 + 10_000, "nfb")
+        state.timers["nfb:r"] = later  # moved
+        del state.timers["deliver:a-1"]  # gone
+        state.timers["wait:r:e2:1"] = _timer("c-1", "wait:r:e2:1", T0 + 120)  # new
+        await store.save([state], armed=[later, state.timers["wait:r:e2:1"]])
+        refs = await store.due_timers(math.inf)
+        assert refs == [
+            TimerRef(T0 + 120, "c-1", "wait:r:e2:1"),
+            TimerRef(T0 + 3600, "c-1", "wait:r:e1:2"),
+            TimerRef(T0 + 10_000, "c-1", "nfb:r"),
+        ]
+        assert await store.timer_summary() == (3, T0 + 120)
+
+    async def test_a_timer_armed_then_dropped_before_the_save_is_not_due(
+        self, store: ContactStore
+    ) -> None:
+        state = ContactState("c-1")
+        timer = _timer("c-1", "wait:r:e1:2", T0 + 60)
+        state.timers[timer.id] = timer
+        del state.timers[timer.id]
+        await store.save([state], armed=[timer])
+        assert await store.due_timers(math.inf) == []
+
     async def test_timers_move_between_contacts(self, store: ContactStore) -> None:
         anon = _full_state("a-7")
         known = ContactState("c-42")

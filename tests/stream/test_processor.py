@@ -23,7 +23,7 @@ from nudge.engine.kafka_io import ensure_topics, pack_events, start_producer
 from nudge.engine.partitioning import partition_for
 from nudge.engine.processor import Record, StreamProcessor
 from nudge.engine.publisher import ActionPublisher, MarkStore
-from nudge.engine.state import ContactState, TimerRef, TimerSummary
+from nudge.engine.state import ContactState, Timer, TimerRef, TimerSummary
 from nudge.engine.stores.memory import MemoryStore
 
 pytestmark = pytest.mark.kafka
@@ -67,7 +67,10 @@ class SerialisingStore:
         }
 
     async def save(
-        self, states: Iterable[ContactState], after: Awaitable[object] | None = None
+        self,
+        states: Iterable[ContactState],
+        after: Awaitable[object] | None = None,
+        armed: Iterable[Timer] | None = None,
     ) -> None:
         if after is not None:
             await after
