@@ -240,6 +240,9 @@ class Segment:
     reads_segments: bool = False  # uses `contact in <segment>`
     # reads the clock or the activity times: evaluated at every event, not only on changes
     each_event: bool = False
+    # the contact's fields it reads, through constants and other segments (None: any);
+    # the windows it counts are in `timing.windows`
+    reads: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

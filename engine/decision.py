@@ -61,8 +61,9 @@ class Context:
         self.depth = 0
         self.queue: list[tuple[Event, int]] | None = None  # made by the first emitted event
         self._at: str | None = None
-        # Bumped by every change a segment condition could see (traits, windows); segments
-        # are re-evaluated only when it moved since `segments_at` (the clock is fixed here).
+        # Bumped by every change a segment condition could see (the traits and windows they
+        # read); segments are re-evaluated only when it moved since `segments_at` (the clock
+        # is fixed here).
         self.changes = 0
         self.segments_at = -1
 

@@ -91,6 +91,17 @@ class Engine:
         # segment timer is due), unless a condition reads the clock or the activity times.
         self.segments_mark = object()
         self._segments_each_event = any(s.each_event for s in ruleset.segments)
+        # What segment conditions read: a change to anything else does not count as one
+        # (`Context.changes`), so a score or stage no segment reads costs no evaluation.
+        self.segment_fields: frozenset[str] | None = frozenset()
+        for seg in ruleset.segments:
+            if seg.reads is None or self.segment_fields is None:
+                self.segment_fields = None
+            else:
+                self.segment_fields |= seg.reads
+        self.segment_windows = frozenset(
+            wid for s in ruleset.segments if s.timing is not None for wid, _ in s.timing.windows
+        )
         self._inactive = tuple(
             (r.name, r.trigger.within or 0.0, "inactive:" + r.name) for r in ruleset.inactive
         )
@@ -273,7 +284,8 @@ class Engine:
                     where = w.where
                     if where is None or where(base, traits, now, state) is True:
                         state.add_to_window(w.id, e.ts, w.horizon)
-                        ctx.changes += 1
+                        if w.id in self.segment_windows:
+                            ctx.changes += 1
             if self.segments and ctx.segments_at != ctx.changes:
                 # the event's own changes (traits, windows) count for its rules' `contact in`
                 reevaluate(self, ctx, e)

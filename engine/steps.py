@@ -338,7 +338,9 @@ def change_trait(
         if old == value and type(old) is type(value):
             return
         traits[name] = value
-    ctx.changes += 1
+    read = engine.segment_fields
+    if read is None or name in read:
+        ctx.changes += 1
     if engine.trace:
         kind = name if name in ("stage", "score") else "trait"
         fields = (
@@ -363,7 +365,9 @@ def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
         old = 0
     new = old + delta
     traits["score"] = new
-    ctx.changes += 1
+    read = engine.segment_fields
+    if read is None or "score" in read:
+        ctx.changes += 1
     rule = f.rule.name
     if engine.trace:
         ctx.record("score", rule, {"from": old, "to": new})

@@ -37,7 +37,7 @@ from .codegen import FileUnit, Scope
 from .fold import Folder
 from .keys import match_key
 from .tests_compile import CompileError, compile_test
-from .time_deps import evaluated_each_event, segment_timing
+from .time_deps import evaluated_each_event, fields_read, segment_timing
 
 __all__ = ["CheckedLike", "build_ruleset"]
 
@@ -198,12 +198,18 @@ class _Builder:
                     nested = any(
                         isinstance(node, ast.InSegment) for node in subexpressions(decl.condition)
                     )
-                    each_event = evaluated_each_event(
-                        decl.condition, self.lets, self.segment_conditions
-                    )
+                    lets, others = self.lets, self.segment_conditions
+                    each_event = evaluated_each_event(decl.condition, lets, others)
+                    reads = fields_read(decl.condition, lets, others)
                     parts.segments.append(
                         plan.Segment(
-                            decl.name.value, fn, origin(decl.span), timing, nested, each_event
+                            decl.name.value,
+                            fn,
+                            origin(decl.span),
+                            timing,
+                            nested,
+                            each_event,
+                            reads,
                         )
                     )
                 elif isinstance(decl, ast.ChannelPolicy):

@@ -28,7 +28,7 @@ from .. import ast, plan
 from ..check.walk import children
 from .canon import window_id
 
-__all__ = ["evaluated_each_event", "segment_timing"]
+__all__ = ["evaluated_each_event", "fields_read", "segment_timing"]
 
 # Traits the engine moves with every inbound event without counting it as a change.
 _ACTIVITY = frozenset({"last_seen", "first_seen"})
@@ -76,6 +76,19 @@ def evaluated_each_event(
     found = _Found()
     found.walk(condition, lets, segments, set())
     return found.clocked or found.whole_contact or bool(found.fields & _ACTIVITY)
+
+
+def fields_read(
+    condition: ast.Expr,
+    lets: Mapping[str, ast.Expr],
+    segments: Mapping[str, ast.Expr],
+) -> frozenset[str] | None:
+    """The contact's fields `condition` reads (through constants and `contact in` other
+    segments), or None when it reads the contact as a whole: a change to any other field
+    cannot change it."""
+    found = _Found()
+    found.walk(condition, lets, segments, set())
+    return None if found.whole_contact else frozenset(found.fields)
 
 
 class _Found:

@@ -81,3 +81,23 @@ def test_which_segments_the_engine_evaluates_at_every_event() -> None:
         "recent": True,
         "lapsed_big": True,
     }
+
+
+def test_the_fields_a_segment_reads_through_constants_and_other_segments() -> None:
+    rule_file, diagnostics = parse(
+        Source(
+            "t.rules",
+            'let home = "SE"\n'
+            "segment big = contact.total_spent > 1000\n"
+            "segment local_big = contact in big and contact.country == home\n"
+            "segment loyal = count(order_completed within 365d) >= 3\n",
+        )
+    )
+    assert rule_file is not None and not diagnostics
+    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {})
+    reads = {s.name: s.reads for s in ruleset.segments}
+    assert reads == {
+        "big": frozenset({"total_spent"}),
+        "local_big": frozenset({"total_spent", "country"}),
+        "loyal": frozenset(),
+    }
