@@ -213,7 +213,9 @@ class Engine:
         if self._segments_each_event:
             return False
         check = state.timers.get(SEGMENT_CHECK)
-        return check is None or check.due > now
+        # The timer checks one second after a `count` window drops an event (and after a
+        # time a condition compares strictly): within that second, events check too.
+        return check is None or check.due - 1.0 > now
 
     # ------------------------------------------------------------------ firing a rule
 

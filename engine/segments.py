@@ -113,7 +113,12 @@ def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
     segments = engine.segments
     if not segments or ctx.segments_at == ctx.changes:
         return
-    _evaluate(engine, ctx, cause, segments)
+    # `entered`/`left` rules may change what segments read: evaluate again until they
+    # change nothing more (a bounded number of times, as cascades are).
+    for _ in range(engine.max_cascade):
+        _evaluate(engine, ctx, cause, segments)
+        if ctx.segments_at == ctx.changes:
+            break
     ctx.state.segments_mark = engine.segments_mark
     clock = engine.segment_clock
     if clock is not None and (

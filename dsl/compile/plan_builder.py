@@ -201,6 +201,8 @@ class _Builder:
                     lets, others = self.lets, self.segment_conditions
                     each_event = evaluated_each_event(decl.condition, lets, others)
                     reads = fields_read(decl.condition, lets, others)
+                    # `contact.segments contains "a"` reads membership as `contact in a` does
+                    nested = nested or reads is None or "segments" in reads
                     parts.segments.append(
                         plan.Segment(
                             decl.name.value,

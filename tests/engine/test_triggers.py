@@ -716,3 +716,111 @@ def _event(eid: str, typ: str, timestamp: str) -> Event:
     )
     assert isinstance(parsed, Event)
     return parsed
+
+
+def test_a_segment_reading_the_segments_trait_follows_the_others_at_once(
+    replay: Replay,
+) -> None:
+    rules = """
+segment reader = count(article_read within 7d) >= 2
+segment tagged = contact.segments contains "reader"
+
+rule tagged_hello
+    when entered tagged
+    then
+        send webhook "tagged"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "article_read", "c1", at("09:00")),
+            ev("e2", "article_read", "c1", at("09:01")),
+            ev("e3", "page_viewed", "c1", at("09:02")),
+        ],
+    )
+    assert [a["at"] for a in r.actions()] == [at("09:01")]
+
+
+def test_an_event_in_the_second_after_a_window_drops_its_event_sees_the_segment_left(
+    replay: Replay,
+) -> None:
+    # The segment timer checks one second after the order is a day old; an event in that
+    # second must not find the contact still inside.
+    rules = """
+segment buyer = count(order_completed within 1d) >= 1
+
+rule still_buyer
+    when page_viewed
+    if contact in buyer
+    then
+        send webhook "buyer_view"
+end
+
+rule bye
+    when left buyer
+    then
+        send webhook "left"
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "order_completed", "c1", at("09:00")),
+            ev("e2", "page_viewed", "c1", at("10:00")),
+            ev("e3", "page_viewed", "c1", "2026-11-21T09:00:00.500Z"),
+        ],
+        "--until",
+        at("00:00", day=22),
+    )
+    got = [(a["name"], a["at"]) for a in r.actions()]
+    assert got == [("buyer_view", at("10:00")), ("left", "2026-11-21T09:00:00.500Z")]
+
+
+def test_traits_set_by_entered_and_left_rules_settle_the_segments_at_once(
+    replay: Replay,
+) -> None:
+    rules = """
+segment customer = contact.stage == "customer"
+segment hot = contact.score >= 10
+segment recent = count(order_completed within 1d) >= 1
+segment lapsed = contact.lapsed == true
+
+rule buy
+    when order_completed
+    then
+        set contact.stage = "customer"
+end
+
+rule welcome
+    when entered customer
+    then
+        score += 10
+end
+
+rule hot_hello
+    when entered hot
+    then
+        send webhook "hot"
+end
+
+rule gone
+    when left recent
+    then
+        set contact.lapsed = true
+end
+
+rule lapsed_hello
+    when entered lapsed
+    then
+        send webhook "lapsed"
+end
+"""
+    r = replay(
+        rules,
+        [ev("e1", "order_completed", "c1", at("09:00"))],
+        "--until",
+        at("00:00", day=22),
+    )
+    got = [(a["name"], a["at"]) for a in r.actions()]
+    assert got == [("hot", at("09:00")), ("lapsed", at("09:00:01", day=21))]
