@@ -175,6 +175,7 @@ class Engine:
             ctx.segments_at = 0
         if timer.kind == "deliver":
             action = payload["action"]
+            state.last_send[action.rule] = timer.due  # sent now, for goals
             d.actions.append(action)
             count_rule(d, action.rule, "sent")
             if self.trace:

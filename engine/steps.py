@@ -306,8 +306,6 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
             ctx.d.trace.append(action)
         return
     action.contact = dict(ctx.traits)
-    if kind in _SEND_KINDS:
-        state.last_send[rule.name] = now
     if kind in _QUIET_KINDS:
         quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
         if quiet is not None and quiet.start != quiet.end:
@@ -316,7 +314,9 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
                 action.at = format_time(later)
                 payload = {"id": deliver_id(action.id), "action": action}
                 arm(ctx, rule.name, "deliver", later, payload)
-                return
+                return  # it counts as sent (for goals) when it goes out
+    if kind in _SEND_KINDS:
+        state.last_send[rule.name] = now
     ctx.d.actions.append(action)
     count_rule(ctx.d, rule.name, "sent")
     if engine.trace:

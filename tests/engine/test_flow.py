@@ -107,6 +107,59 @@ def test_the_latest_rule_that_sent_gets_the_conversion(replay: Replay) -> None:
     assert r.summary()["conversions"] == "2"
 
 
+def test_an_email_deferred_by_quiet_hours_has_sent_when_it_goes_out(replay: Replay) -> None:
+    # The goal's "after the rule sent something" counts from the deferred email's `at`; one
+    # cancelled before it went out never sent.
+    rules = """
+policy quiet hours 21:00-08:00
+
+rule daytime
+    when signed_up
+    then
+        send email "a"
+    goal order_completed within 7d
+end
+
+rule nightly
+    when late_ping
+    then
+        send email "d"
+    goal order_completed within 7d
+end
+
+rule offer
+    when offer_ping
+    then
+        send email "o"
+    exit on cancel_ping
+    goal order_completed within 7d
+end
+"""
+    consent = identify("i1", "c1", at("09:00"), email="a@x.se", consent_email=True)
+    r = replay(
+        rules,
+        [
+            consent,
+            ev("e1", "signed_up", "c1", at("10:00")),
+            ev("e2", "late_ping", "c1", at("22:00")),
+            ev("o1", "order_completed", "c1", at("23:00")),  # before "d" went out
+            ev("o2", "order_completed", "c1", at("09:00", day=21)),  # after it did
+            ev("e3", "offer_ping", "c1", at("22:00", day=21)),
+            ev("x1", "cancel_ping", "c1", at("23:00", day=21)),  # "o" never goes out
+            ev("o3", "order_completed", "c1", at("23:30", day=21)),
+        ],
+        "--trace",
+        "--until",
+        at("12:00", day=22),
+    )
+    conversions = [(x["rule"], x["event_id"]) for x in r.records("conversion")]
+    assert conversions == [("daytime", "o1"), ("nightly", "o2"), ("nightly", "o3")]
+    assert [(a["template"], a["at"]) for a in r.actions()] == [
+        ("a", at("10:00")),
+        ("d", at("08:00", day=21)),
+    ]
+
+
 def test_a_goal_outside_its_window_or_condition_does_not_count(replay: Replay) -> None:
     r = replay(
         GOALS,
