@@ -5,13 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from nudge.dsl.plan import Rule
+
 from .actions import Action
 from .events import Event, format_time
 from .state import ContactState, Timer
 
-__all__ = ["Context", "Decision", "TraceRecord", "count_rule"]
+__all__ = ["Context", "Decision", "HeldFiring", "TraceRecord", "count_rule"]
 
 TraceRecord = dict[str, Any]
+# An `entered`/`left` firing waiting for its turn: (rank, rule, bindings, trigger id).
+HeldFiring = tuple[int, Rule, dict[str, Event], str]
 
 
 @dataclass(slots=True)
@@ -51,7 +55,18 @@ def count_rule(d: Decision, rule: str, outcome: str, n: int = 1) -> None:
 class Context:
     """One contact's working set while an event (and its cascade) or a timer is handled."""
 
-    __slots__ = ("_at", "changes", "d", "depth", "now", "queue", "segments_at", "state", "traits")
+    __slots__ = (
+        "_at",
+        "changes",
+        "d",
+        "depth",
+        "held",
+        "now",
+        "queue",
+        "segments_at",
+        "state",
+        "traits",
+    )
 
     def __init__(self, state: ContactState, now: float, d: Decision) -> None:
         self.state = state
@@ -66,6 +81,9 @@ class Context:
         # is fixed here).
         self.changes = 0
         self.segments_at = -1
+        # While set, `entered`/`left` firings wait here to take their turn among the rules of
+        # the event (priority order): (rank, rule, bindings, trigger id).
+        self.held: list[HeldFiring] | None = None
 
     def make_record(self, kind: str, rule: str | None, fields: dict[str, Any]) -> TraceRecord:
         """A trace record: kind, rule, contact_id, at, then `fields`."""

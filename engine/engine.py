@@ -34,7 +34,7 @@ from collections.abc import Mapping
 
 from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment
 
-from .decision import Context, Decision, count_rule
+from .decision import Context, Decision, HeldFiring, count_rule
 from .delivery_rules import allowed_by_cap
 from .dispatch import TypePlan, type_plans
 from .events import Event
@@ -77,6 +77,8 @@ class Engine:
         self.trace = trace
         self.max_cascade = max_cascade
         self.rules: dict[str, Rule] = {r.name: r for r in ruleset.rules}
+        # Each rule's place in the firing order (priority, higher first, then name).
+        self.rank: dict[str, int] = {r.name: i for i, r in enumerate(ruleset.rules)}
         # What a limited firing of each rule holds back (counted as suppressed `limited`).
         self._held_back = {r.name: held_back(r) for r in ruleset.rules}
         self.policies: Mapping[str, ChannelPolicy] = ruleset.policies
@@ -208,6 +210,17 @@ class Engine:
             self._drain(ctx)
         return d
 
+    def firing_order(self, timer: Timer | None) -> tuple[int, int, str, str]:
+        """The order a contact's timers due at one instant fire in: the segments check first
+        (the rules then see membership at that instant), then as rules fire (priority, higher
+        first, then rule name), then by timer id."""
+        if timer is None:
+            return (0, 0, "", "")
+        if timer.kind == SEGMENT_CHECK:
+            return (0, 0, "", timer.id)
+        rule = self.rules.get(timer.rule)
+        return (1, -(rule.priority if rule is not None else 0), timer.rule, timer.id)
+
     def _segments_current(self, state: ContactState, now: float) -> bool:
         """Whether the segments this engine last evaluated for `state` still hold, as long
         as its data does not change (the caller checked the mark)."""
@@ -289,9 +302,13 @@ class Engine:
                         state.add_to_window(w.id, e.ts, w.horizon)
                         if w.id in self.segment_windows:
                             ctx.changes += 1
+            held: list[HeldFiring] | None = None
             if self.segments and ctx.segments_at != ctx.changes:
-                # the event's own changes (traits, windows) count for its rules' `contact in`
+                # the event's own changes (traits, windows) count for its rules' `contact in`;
+                # the `entered`/`left` rules it causes take turns with the event's rules
+                held = ctx.held = []
                 reevaluate(self, ctx, e)
+                ctx.held = None
             if plan.exits:
                 self._run_exits(ctx, e, plan.exits)
             if plan.goals:
@@ -300,8 +317,16 @@ class Engine:
             if entries:
                 index = plan.index
                 run_triggers(
-                    self, ctx, e, entries if index is None else index.select(e.properties), base
+                    self,
+                    ctx,
+                    e,
+                    entries if index is None else index.select(e.properties),
+                    base,
+                    held=held or None,
                 )
+            elif held:
+                for _, rule, b, trigger_id in held:
+                    self.fire_rule(ctx, rule, b, trigger_id)
         if self.segments and ctx.segments_at != ctx.changes:
             reevaluate(self, ctx, e)
 

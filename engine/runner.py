@@ -194,22 +194,28 @@ class Runner:
         horizon = self._horizon
         while heap and (heap[0][0] < until or (inclusive and heap[0][0] == until)):
             due, cid, tid = heapq.heappop(heap)
+            group = [tid]  # the contact's timers due at this instant fire in rule order
+            while heap and heap[0][0] == due and heap[0][1] == cid:
+                group.append(heapq.heappop(heap)[2])
             state = states.get(cid)
             if state is None:
                 state = (await self._load({cid}))[cid]
                 states[cid] = state
-            timer = state.timers.get(tid)
-            if timer is None or timer.due != due:
-                continue
-            before = len(timers)
-            fire(timer, state, due, out)
-            if not out.dirty:
-                continue
-            self.stats.timers_fired += 1
-            dirty[cid] = state
-            for new in timers[before:]:
-                if new.due < horizon and new.contact_id in states:
-                    heapq.heappush(heap, TimerRef(new.due, new.contact_id, new.id))
+            if len(group) > 1:
+                group.sort(key=lambda t: self.engine.firing_order(state.timers.get(t)))
+            for tid in group:
+                timer = state.timers.get(tid)
+                if timer is None or timer.due != due:
+                    continue
+                before = len(timers)
+                fire(timer, state, due, out)
+                if not out.dirty:
+                    continue
+                self.stats.timers_fired += 1
+                dirty[cid] = state
+                for new in timers[before:]:
+                    if new.due < horizon and new.contact_id in states:
+                        heapq.heappush(heap, TimerRef(new.due, new.contact_id, new.id))
 
     # ------------------------------------------------------------------ states
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from nudge.dsl.compile.runtime import to_time
-from nudge.dsl.plan import Segment
+from nudge.dsl.plan import Rule, Segment
 
 from .decision import Context
 from .events import Event, format_time
@@ -198,6 +198,7 @@ def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Seg
     traits["segments"] = members
     ctx.changes += 1
     ctx.segments_at = ctx.changes
+    firings: list[Rule] = []
     for name, inside in changes:
         kind = "segment_entered" if inside else "segment_left"
         if engine.trace:
@@ -206,4 +207,15 @@ def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Seg
         trigger = "entered" if inside else "left"
         for rule in engine.on_segment.get(name, ()):
             if rule.trigger.kind == trigger:
-                engine.fire_rule(ctx, rule, {"event": cause, cause.type: cause}, cause.id)
+                firings.append(rule)
+    if not firings:
+        return
+    rank = engine.rank
+    firings.sort(key=lambda r: rank[r.name])  # rules fire in priority order
+    b = {"event": cause, cause.type: cause}
+    held = ctx.held
+    if held is not None:  # the event's own rules are next: take turns with them
+        held.extend((rank[rule.name], rule, b, cause.id) for rule in firings)
+        return
+    for rule in firings:
+        engine.fire_rule(ctx, rule, b, cause.id)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from nudge.dsl.plan import Match, Rule
 
-from .decision import Context
+from .decision import Context, HeldFiring
 from .dispatch import EVENT, FOLLOWED_BY, REPEATED, Entry
 from .events import Event
 from .timers import arm_event_timer
@@ -38,16 +38,31 @@ def _holds(m: Match, b: dict[str, Event], ctx: Context) -> bool:
 
 
 def run_triggers(
-    engine: Engine, ctx: Context, e: Event, entries: Iterable[Entry], base: dict[str, Event]
+    engine: Engine,
+    ctx: Context,
+    e: Event,
+    entries: Iterable[Entry],
+    base: dict[str, Event],
+    *,
+    held: list[HeldFiring] | None = None,
 ) -> None:
     """Fire, arm or cancel for each trigger entry of `e`'s type (in firing order; see
     `dispatch`). `base` is `{"event": e, <type>: e}`, shared by every match without an alias
-    (generated code only reads bindings)."""
+    (generated code only reads bindings). `held`: `entered`/`left` firings the event caused,
+    in firing order, each run when its turn comes among the entries."""
     typ = e.type
     state = ctx.state
     traits = ctx.traits
     now = ctx.now
+    rank = engine.rank
+    waiting = 0
     for code, rule, where, alias, condition in entries:
+        if held is not None:
+            mine = rank[rule.name]
+            while waiting < len(held) and held[waiting][0] < mine:
+                _, first, b, trigger_id = held[waiting]
+                waiting += 1
+                engine.fire_rule(ctx, first, b, trigger_id)
         if code in (EVENT, REPEATED):
             b = base if alias is None else {"event": e, typ: e, alias: e}
             if where is not None and where(b, traits, now, state) is not True:
@@ -64,6 +79,9 @@ def run_triggers(
             _followed_by(engine, ctx, rule, e)
         else:  # NOT_FOLLOWED_BY
             _not_followed_by(ctx, rule, e)
+    if held is not None:
+        for _, first, b, trigger_id in held[waiting:]:
+            engine.fire_rule(ctx, first, b, trigger_id)
 
 
 def _followed_by(engine: Engine, ctx: Context, rule: Rule, e: Event) -> None:

@@ -337,3 +337,114 @@ def test_deferred_actions_are_pending_timers_until_due(replay: Replay) -> None:
     r = replay(QUIET, [_contact(), ev("e1", "ping", "c1", at("22:00"))])
     assert [a["kind"] for a in r.actions()] == ["webhook"]
     assert f"next due {at('08:00', day=21)}" in r.summary()["timers"]
+
+
+def test_timers_due_at_one_instant_fire_in_priority_order(replay: Replay) -> None:
+    # Rules fire in priority order, so a higher priority takes the cap: also when their
+    # timers (`not followed by`, `inactive for`, the steps after a `wait`) fall due together.
+    rules = """
+policy email limit 1 per 1d
+
+rule a_low_wait
+    when cart_updated not followed by order_completed within 1h
+    then
+        send email "low"
+    priority 1
+end
+
+rule b_high_wait
+    when cart_updated not followed by order_completed within 1h
+    then
+        send email "high"
+    priority 9
+end
+
+rule c_low_steps
+    when signed_up
+    then
+        wait 1h
+        send email "low_steps"
+    priority 1
+end
+
+rule d_high_steps
+    when signed_up
+    then
+        wait 1h
+        send email "high_steps"
+    priority 9
+end
+"""
+    consent = {"email": "a@x.se", "consent_email": True}
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), **consent),
+            identify("i2", "c2", at("09:00"), **consent),
+            ev("e1", "cart_updated", "c1", at("10:00")),
+            ev("e2", "signed_up", "c2", at("10:00")),
+        ],
+        "--until",
+        at("12:00"),
+    )
+    assert [(a["contact_id"], a["template"]) for a in r.actions()] == [
+        ("c1", "high"),
+        ("c2", "high_steps"),
+    ]
+
+
+def test_entered_rules_take_their_turn_among_the_event_s_rules_by_priority(
+    replay: Replay,
+) -> None:
+    # The order enters `vip`; `entered vip` and the order's own rule fire by priority, and two
+    # segments entered at once fire their rules by priority, not by declaration order.
+    rules = """
+policy email limit 1 per 1d
+policy sms limit 1 per 1d
+
+segment vip = count(order_completed within 365d) >= 1
+segment s1 = contact.x > 1
+segment s2 = contact.x > 2
+
+rule a_order
+    when order_completed
+    then
+        send email "order"
+    priority 99
+end
+
+rule b_vip
+    when entered vip
+    then
+        send email "vip"
+    priority 9
+end
+
+rule c_s1
+    when entered s1
+    then
+        send sms "s1"
+    priority 1
+end
+
+rule d_s2
+    when entered s2
+    then
+        send sms "s2"
+    priority 9
+end
+"""
+    consent = {"email": "a@x.se", "consent_email": True, "phone": "+4670", "consent_sms": True}
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), **consent),
+            ev("e1", "order_completed", "c1", at("10:00")),
+            identify("i2", "c2", at("09:00"), **consent),
+            identify("i3", "c2", at("10:00"), x=5),
+        ],
+    )
+    assert [(a["contact_id"], a["template"]) for a in r.actions()] == [
+        ("c1", "order"),
+        ("c2", "s2"),
+    ]
