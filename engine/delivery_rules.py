@@ -6,11 +6,19 @@ audience or show step runs.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["CONSENT_TRAIT", "allowed_by_cap", "best_channel", "quiet_until", "zone"]
+__all__ = [
+    "CONSENT_TRAIT",
+    "allowed_by_cap",
+    "best_channel",
+    "fits_channel_cap",
+    "quiet_until",
+    "zone",
+]
 
 # The trait that must be exactly `true` for an action of the kind to go out.
 CONSENT_TRAIT = {"email": "consent_email", "sms": "consent_sms", "audience_add": "consent_ads"}
@@ -47,6 +55,22 @@ def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> boo
             keep += 1
         del sent[:keep]
     return len(sent) < count
+
+
+def fits_channel_cap(sent: list[float], count: int, per: float, at: float, now: float) -> bool:
+    """Whether an action going out at `at` keeps every window of length `per` to at most
+    `count` actions, `sent` holding the times the channel's earlier actions go out (sorted;
+    deferred ones may lie ahead of `now`). Windows are `(x - per, x]`; the fullest one holding
+    `at` ends at `at` or at an action after it. Prunes what no later action can meet."""
+    cutoff = now - per
+    if sent and sent[0] <= cutoff:
+        del sent[: bisect_right(sent, cutoff)]
+    if not sent:
+        return count > 0
+    if sent[-1] <= at:  # the usual case: nothing ahead of it
+        return len(sent) - bisect_right(sent, at - per) < count
+    ends = [at, *sent[bisect_right(sent, at) : bisect_left(sent, at + per)]]
+    return all(bisect_right(sent, end) - bisect_right(sent, end - per) < count for end in ends)
 
 
 def zone(name: Any) -> tzinfo:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import insort
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from nudge.dsl.plan import (
 
 from .actions import Action, action_id
 from .decision import Context, count_rule
-from .delivery_rules import allowed_by_cap, best_channel, quiet_until, zone
+from .delivery_rules import best_channel, fits_channel_cap, quiet_until, zone
 from .events import Event, format_time
 from .timers import arm, deliver_id, wait_id
 
@@ -286,15 +287,21 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
     state = ctx.state
     now = ctx.now
     kind = action.kind
+    later: float | None = None  # when quiet hours defer it to
     if reason is None:
+        if kind in _QUIET_KINDS:
+            quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
+            if quiet is not None and quiet.start != quiet.end:
+                later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
         channel = _POLICY_CHANNEL[kind]
         policy = engine.policies.get(channel)
         if policy is not None:
             sent = state.sends.get(channel)
             if sent is None:
                 sent = state.sends[channel] = []
-            if allowed_by_cap(sent, policy.count, policy.per, now):
-                sent.append(now)
+            at = now if later is None else later  # the cap counts actions when they go out
+            if fits_channel_cap(sent, policy.count, policy.per, at, now):
+                insort(sent, at)
             else:
                 reason = "capped"
     if reason is not None:
@@ -306,15 +313,11 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
             ctx.d.trace.append(action)
         return
     action.contact = dict(ctx.traits)
-    if kind in _QUIET_KINDS:
-        quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
-        if quiet is not None and quiet.start != quiet.end:
-            later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
-            if later is not None:
-                action.at = format_time(later)
-                payload = {"id": deliver_id(action.id), "action": action}
-                arm(ctx, rule.name, "deliver", later, payload)
-                return  # it counts as sent (for goals) when it goes out
+    if later is not None:
+        action.at = format_time(later)
+        payload = {"id": deliver_id(action.id), "action": action}
+        arm(ctx, rule.name, "deliver", later, payload)
+        return  # it counts as sent (for goals) when it goes out
     if kind in _SEND_KINDS:
         state.last_send[rule.name] = now
     ctx.d.actions.append(action)

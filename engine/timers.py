@@ -66,5 +66,9 @@ def cancel_rule_timers(ctx: Context, rule: str, kinds: tuple[str, ...]) -> int:
         return 0
     doomed = [tid for tid, t in timers.items() if t.rule == rule and t.kind in kinds]
     for tid in doomed:
-        del timers[tid]
+        timer = timers.pop(tid)
+        if timer.kind == "deliver":  # a deferred email or sms that will not go out
+            sent = ctx.state.sends.get(timer.payload["action"].kind)
+            if sent and timer.due in sent:
+                sent.remove(timer.due)  # no longer counts for its channel's cap
     return len(doomed)

@@ -448,3 +448,46 @@ end
         ("c1", "order"),
         ("c2", "s2"),
     ]
+
+
+def test_the_channel_cap_counts_a_deferred_email_when_it_goes_out(replay: Replay) -> None:
+    rules = """
+policy email limit 1 per 1d
+policy quiet hours 21:00-08:00
+
+rule a_night
+    when night_ping
+    then
+        send email "night"
+    exit on cancel_ping
+end
+
+rule b_now
+    when late_ping
+    then
+        send email "late"
+    no quiet hours
+end
+"""
+    consent = {"email": "a@x.se", "consent_email": True}
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), **consent),
+            identify("i2", "c2", at("09:00"), **consent),
+            # c1: "night" goes out at 08:00 on the 21st; "late" at 23:00 the same day would
+            # make two emails within a day
+            ev("e1", "night_ping", "c1", at("22:00")),
+            ev("e2", "late_ping", "c1", at("23:00", day=21)),
+            # c2: "night" is cancelled before it goes out, so "late" fits
+            ev("e3", "night_ping", "c2", at("22:00")),
+            ev("e4", "cancel_ping", "c2", at("23:00")),
+            ev("e5", "late_ping", "c2", at("09:00", day=21)),
+        ],
+        "--trace",
+        "--until",
+        at("00:00", day=23),
+    )
+    sent = [(a["contact_id"], a["template"], a["at"]) for a in r.actions()]
+    assert sent == [("c1", "night", at("08:00", day=21)), ("c2", "late", at("09:00", day=21))]
+    assert [(a["contact_id"], a["template"]) for a in r.suppressed("capped")] == [("c1", "late")]
