@@ -446,9 +446,10 @@ _ALL: tuple[Code, ...] = (
         "useless-exit",
         W,
         "`exit on` in a rule that never waits",
-        "`exit on E` cancels the rule's pending `wait` steps; a rule without `wait` has nothing "
-        "to cancel, so the clause does nothing.",
-        'rule r\n    when signed_up\n    then\n        send email "welcome_1"\n'
+        "`exit on E` cancels the rule's pending `wait` steps and its emails and texts that quiet "
+        "hours deferred; a rule with neither a `wait` nor an email or sms has nothing to cancel, "
+        "so the clause does nothing.",
+        'rule r\n    when signed_up\n    then\n        send webhook "crm"\n'
         "    exit on order_completed\nend\n",
     ),
     Code(

@@ -62,17 +62,23 @@ def _clauses(rule: ast.Rule) -> list[Diagnostic]:
             )
         else:
             seen[kind] = clause
-    has_wait = any(isinstance(s, ast.Wait) for s in rule.steps)
-    if not has_wait:
+    # `exit on` cancels pending waits, and emails and texts that quiet hours deferred
+    cancellable = any(
+        isinstance(s, ast.Wait)
+        or (isinstance(s, ast.Send) and s.channel.value in ("email", "sms", "best"))
+        for s in rule.steps
+    )
+    if not cancellable:
         for clause in rule.clauses:
             if isinstance(clause, ast.ExitOn):
                 out.append(
                     diagnostic(
                         "useless-exit",
-                        "`exit on` does nothing in a rule without `wait`",
+                        "`exit on` does nothing in a rule without `wait` or an email or sms",
                         clause.span,
                         "",
-                        "`exit on` cancels the rule's pending waits; this rule has none",
+                        "`exit on` cancels the rule's pending waits and the emails and texts "
+                        "quiet hours deferred; this rule has neither",
                     )
                 )
     return out

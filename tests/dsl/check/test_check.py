@@ -199,3 +199,13 @@ def test_public_names() -> None:
     assert sorted(check_module.__all__) == ["Checked", "PASSES", "check"]
     assert sorted(codes_module.__all__) == ["CODES", "Code", "diagnostic", "markdown"]
     assert sorted(render_module.__all__) == ["render_json", "render_text", "render_texts"]
+
+
+def test_exit_on_in_a_rule_that_sends_email_cancels_what_quiet_hours_deferred() -> None:
+    rule = (
+        'rule r\n    when signed_up\n    then\n        send {} "t"\n'
+        "    exit on order_completed\nend\n"
+    )
+    assert "useless-exit" not in codes(rule.format("email"))
+    assert "useless-exit" not in codes(rule.format("best"))
+    assert "useless-exit" in codes(rule.format("webhook"))
