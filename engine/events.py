@@ -44,6 +44,7 @@ from nudge.dsl.compile.runtime import utc_text as _format
 
 __all__ = [
     "MAX_EVENT_BYTES",
+    "MAX_EVENT_DEPTH",
     "NOT_INBOUND_TYPES",
     "REJECT_REASONS",
     "Event",
@@ -57,6 +58,8 @@ __all__ = [
 ]
 
 MAX_EVENT_BYTES = 64 * 1024
+# Objects and lists inside one event, at most: deeper ones cannot be stored as JSON again.
+MAX_EVENT_DEPTH = 64
 
 REJECT_REASONS = (
     "not_json",
@@ -66,6 +69,7 @@ REJECT_REASONS = (
     "bad_timestamp",
     "bad_event_type",
     "too_large",
+    "too_deep",
 )
 
 SEGMENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
@@ -233,12 +237,22 @@ def _clip(text: str, limit: int = 60) -> str:
 # ---------------------------------------------------------------------------- fields
 
 
+# Fields naming a contact: their text becomes part of store keys, so no control characters.
+_CONTACT_ID_FIELDS = frozenset(
+    {"contact_id", "anonymous_id", "userId", "anonymousId", "previousId"}
+)
+
+
 def id_field(obj: dict[str, Any], name: str) -> str | Rejected:
     value = obj.get(name)
     if type(value) is str:
-        if value and not value.isspace():
-            return value
-        return rejection("bad_field", f"`{name}` must not be empty")
+        if not value or value.isspace():
+            return rejection("bad_field", f"`{name}` must not be empty")
+        if name in _CONTACT_ID_FIELDS and not value.isprintable():  # they become keys
+            return rejection(
+                "bad_field", f"`{name}` must not hold control characters, got {value!r}"[:200]
+            )
+        return value
     if value is None:
         return rejection("missing_field", f"missing required field `{name}`")
     if type(value) is int:
@@ -313,6 +327,9 @@ def event_from_dict(obj: dict[str, Any], raw: bytes = b"") -> Event | Rejected:
 
     `raw` is kept on a rejection; when not given, the object's JSON is kept instead.
     """
+    deep = _too_deep(obj, raw or None)
+    if deep is not None:
+        return deep
     result = _from_dict(obj)
     if isinstance(result, Rejected):
         return _with_raw(result, obj, raw)
@@ -344,6 +361,7 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and "origin" not in obj
         and not event_id.isspace()
         and not contact_id.isspace()
+        and contact_id.isprintable()
         and (event_type in _GOOD_TYPES or _good_type(event_type))
         and event_type not in NOT_INBOUND_TYPES
     ):
@@ -448,6 +466,30 @@ def _size(raw: bytes | str) -> int:
     return len(raw.encode("utf-8", "surrogatepass"))
 
 
+def _too_deep(obj: Any, raw: bytes | str | None) -> Rejected | None:
+    """A rejection when `obj` nests objects and lists more than `MAX_EVENT_DEPTH` deep. With
+    its text, only walked when the text has that many brackets at all."""
+    if raw is not None:
+        if type(raw) is bytes:
+            opened = raw.count(b"{") + raw.count(b"[")
+        else:
+            opened = str(raw).count("{") + str(raw).count("[")
+        if opened <= MAX_EVENT_DEPTH:
+            return None
+    level: list[Any] = [obj]  # the containers at one depth (the event itself is the first)
+    for _ in range(MAX_EVENT_DEPTH):
+        level = [
+            v
+            for x in level
+            for v in (x.values() if type(x) is dict else x)
+            if type(v) is dict or type(v) is list
+        ]
+        if not level:
+            return None
+    detail = f"objects and lists nest more than {MAX_EVENT_DEPTH} deep"
+    return Rejected("too_deep", detail, _as_bytes(raw) if raw else repr(obj)[:200].encode())
+
+
 def parse_event(raw: bytes | str) -> Event | Rejected:
     """One JSON object (LANGUAGE.md section 1 or a Segment-spec message) to an `Event`."""
     size = len(raw) if type(raw) is bytes else _size(raw)
@@ -459,6 +501,9 @@ def parse_event(raw: bytes | str) -> Event | Rejected:
         return _not_json(exc, raw)
     if type(obj) is not dict:
         return Rejected("not_object", f"expected a JSON object, got {kind_of(obj)}", _as_bytes(raw))
+    deep = _too_deep(obj, raw)
+    if deep is not None:
+        return deep
     result = _from_dict(obj)
     if isinstance(result, Rejected):
         return Rejected(result.reason, result.detail, _as_bytes(raw))
@@ -482,6 +527,9 @@ def parse_record(raw: bytes) -> list[Event | Rejected]:
             return [_element(item) for item in batch]
         if len(raw) > MAX_EVENT_BYTES:
             return [_too_large(len(raw), raw)]
+        deep = _too_deep(obj, raw)
+        if deep is not None:
+            return [deep]
         result = _from_dict(obj)
         if isinstance(result, Rejected):
             return [Rejected(result.reason, result.detail, raw[:MAX_EVENT_BYTES])]
@@ -493,11 +541,17 @@ def parse_record(raw: bytes) -> list[Event | Rejected]:
 
 
 def _element(item: Any) -> Event | Rejected:
-    data = orjson.dumps(item)
+    try:
+        data = orjson.dumps(item)
+    except orjson.JSONEncodeError:  # nested past what JSON encoding allows
+        return _too_deep(item, None) or Rejected("not_object", "cannot be encoded", b"")
     if len(data) > MAX_EVENT_BYTES:
         return _too_large(len(data), data)
     if type(item) is not dict:
         return Rejected("not_object", f"expected a JSON object, got {kind_of(item)}", data)
+    deep = _too_deep(item, data)
+    if deep is not None:
+        return deep
     result = _from_dict(item)
     if isinstance(result, Rejected):
         return Rejected(result.reason, result.detail, data)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from nudge.dsl.compile.runtime import number
+
 from .events import parse_time
 from .state import ContactState, Timer
 
@@ -43,7 +45,9 @@ def _merge_traits(known: ContactState, anon: ContactState, known_is_new: bool) -
     score = traits.get("score", 0)
     other = theirs.get("score", 0)
     if _is_number(score) and _is_number(other):
-        traits["score"] = score + other
+        total = number(score + other)
+        if total is not None:
+            traits["score"] = total
     if known_is_new and "stage" in theirs:
         traits["stage"] = theirs["stage"]
     for key, pick_earlier in (("first_seen", True), ("last_seen", False)):

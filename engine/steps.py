@@ -6,6 +6,7 @@ from bisect import insort
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from nudge.dsl.compile.runtime import number
 from nudge.dsl.plan import (
     AudienceChange,
     Emit,
@@ -366,7 +367,9 @@ def _score(engine: Engine, ctx: Context, f: Firing, step: ScoreChange) -> None:
     old = traits.get("score", 0)
     if not _is_number(old):
         old = 0
-    new = old + delta
+    new = number(old + delta)
+    if new is None:  # past what a number holds: the score stays
+        return
     traits["score"] = new
     read = engine.segment_fields
     if read is None or "score" in read:

@@ -50,12 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _logs_to_stderr() -> None:
+    """Every command's logs go to stderr (stdout is its output: actions, reports); commands
+    that run servers configure them further."""
+    import structlog
+
+    from nudge.commands._streaming import StderrLogger
+
+    structlog.configure(logger_factory=StderrLogger, cache_logger_on_first_use=False)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     available = _available()
     if args_list and args_list[0] in available:
         name = args_list[0]
         module = importlib.import_module(available[name][0])
+        _logs_to_stderr()
         parser = argparse.ArgumentParser(prog=f"nudge {name}", description=available[name][1])
         module.configure(parser)
         args = parser.parse_args(args_list[1:])

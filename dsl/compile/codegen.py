@@ -340,6 +340,14 @@ class _Gen:
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
         if isinstance(expr, ast.ObjectExpr):
             return self.obj(expr, self.value)
+        if (
+            isinstance(expr, ast.Path)
+            and len(expr.parts) == 1
+            and expr.parts[0].value == "contact"
+            and "contact" not in self.scope.events
+        ):
+            # the contact itself changes as later steps and events run: leave with a copy
+            return _at(_call("fresh", self.expr(expr)), expr.span)
         if is_time:
             return _at(_call("time_text", self.expr(expr)), expr.span)
         if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):

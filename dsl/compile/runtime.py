@@ -12,6 +12,7 @@ seconds), str, list, dict. An ISO 8601 string meets time operations as the time 
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -338,6 +339,24 @@ def matches(a: Value, pattern: Value) -> bool:
 # ---------------------------------------------------------------------------- arithmetic
 
 
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def number(x: Any) -> Any:
+    """A result of arithmetic as the language keeps it: an integer past 64 bits becomes a
+    float (JSON and the stores hold 64-bit integers), and an overflow (infinity, NaN) null."""
+    if type(x) is int:
+        if _INT_MIN <= x <= _INT_MAX:
+            return x
+        try:
+            x = float(x)
+        except OverflowError:
+            return None
+    if type(x) is float and not math.isfinite(x):
+        return None
+    return x
+
+
 def add(a: Value, b: Value) -> Any:
     """`a + b`: numbers, two strings joined, time + duration; else null."""
     ta, tb = type(a), type(b)
@@ -345,7 +364,7 @@ def add(a: Value, b: Value) -> Any:
     b_num = tb is int or tb is float
     try:
         if a_num and b_num:
-            return a + b
+            return number(a + b)
         if ta is str:
             if tb is str:
                 return a + b
@@ -365,7 +384,7 @@ def sub(a: Value, b: Value) -> Any:
     ta, tb = type(a), type(b)
     try:
         if (ta is int or ta is float) and (tb is int or tb is float):
-            return a - b
+            return number(a - b)
         if ta is not str and tb is not str:
             return None
         x, y = to_time(a), to_time(b)
@@ -377,7 +396,7 @@ def sub(a: Value, b: Value) -> Any:
 def mul(a: Value, b: Value) -> Any:
     if _is_num(a) and _is_num(b):
         try:
-            return a * b
+            return number(a * b)
         except OverflowError:
             return None
     return None
@@ -387,7 +406,7 @@ def div(a: Value, b: Value) -> Any:
     """`a / b` for numbers; dividing by zero gives null."""
     if _is_num(a) and _is_num(b) and b != 0:
         try:
-            return a / b
+            return number(a / b)
         except OverflowError:
             return None
     return None
@@ -395,7 +414,7 @@ def div(a: Value, b: Value) -> Any:
 
 def neg(a: Value) -> Any:
     """Unary minus of a number; null for anything else."""
-    return -a if _is_num(a) else None
+    return number(-a) if _is_num(a) else None
 
 
 # ---------------------------------------------------------------------------- functions

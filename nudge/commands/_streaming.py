@@ -12,7 +12,7 @@ import structlog
 
 from nudge.config import ConfigError, Settings, load_settings
 
-__all__ = ["add_broker_flag", "configure_logging", "settings_from"]
+__all__ = ["StderrLogger", "add_broker_flag", "configure_logging", "settings_from"]
 
 
 def add_broker_flag(parser: argparse.ArgumentParser) -> None:
@@ -55,12 +55,12 @@ def configure_logging(level: str = "info") -> None:
             structlog.dev.ConsoleRenderer(colors=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=_StderrLogger,
+        logger_factory=StderrLogger,
         cache_logger_on_first_use=True,
     )
 
 
-class _StderrLogger:
+class StderrLogger:
     """Writes each line to whatever `sys.stderr` is at the time (it may be replaced)."""
 
     def __init__(self, *args: Any) -> None:

@@ -133,3 +133,46 @@ def test_redis_runs_like_memory_however_the_input_is_cut(
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_odd_input_runs_alike_on_redis_and_in_memory(
+    tmp_path: Path,
+    replay_url: str,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the Redis path must store as JSON: a snapshot of the contact taken by an action,
+    # a score past 64 bits, an overflow, a contact id with a control character (set aside),
+    # and a stray NUDGE_ variable (its warning goes to stderr, not among the actions).
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "odd.rules").write_text(
+        "rule snap\n    when ping\n    then\n"
+        '        send webhook "snap" with { c: contact }\n'
+        "        score += 9000000000000000000\n"
+        "        set contact.big = event.v * 10\nend\n"
+        "rule big\n    when pong\n    if contact.big > 5\n    then\n"
+        '        send webhook "big"\nend\n'
+    )
+    at = "2026-11-20T10:0{}:00Z"
+    events = [
+        {"id": f"p{i}", "event": "ping", "contact_id": "c1", "timestamp": at.format(i),
+         "properties": {"v": 1e308}}
+        for i in range(3)
+    ]  # fmt: skip
+    events.append({"id": "q", "event": "pong", "contact_id": "c1", "timestamp": at.format(5)})
+    events.append({"id": "x", "event": "ping", "contact_id": "c\x1f2", "timestamp": at.format(6)})
+    path = _write(tmp_path / "odd.jsonl", events)
+    monkeypatch.setenv("NUDGE_STATE_CAHCE", "0")
+
+    def run(*flags: str) -> bytes:
+        capsysbinary.readouterr()
+        assert main(["replay", str(path), "--rules", str(rules), *flags]) == 0
+        return capsysbinary.readouterr().out
+
+    in_memory = run()
+    assert run("--state", replay_url) == in_memory
+    actions = [orjson.loads(line) for line in in_memory.splitlines()]
+    assert [a["name"] for a in actions] == ["snap", "snap", "snap"]  # overflow: `big` is null
+    # each action holds the contact as it was when decided, not as it became
+    assert [a["data"]["c"]["score"] for a in actions] == [0, 9e18, 1.8e19]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nudge.engine.events import (
     MAX_EVENT_BYTES,
+    MAX_EVENT_DEPTH,
     REJECT_REASONS,
     Event,
     Rejected,
@@ -349,6 +350,7 @@ def test_every_reason_is_listed_and_serialisable() -> None:
         parsed(timestamp="2026-11-20T10:00:00"),
         parsed(event="a b"),
         parse_event(b" " * (MAX_EVENT_BYTES + 1)),
+        parsed(properties={"x": _lists_in_lists(MAX_EVENT_DEPTH)}),
     ]
     reasons = [r.reason for r in results if isinstance(r, Rejected)]
     assert tuple(reasons) == REJECT_REASONS
@@ -536,3 +538,53 @@ def test_a_null_traits_field_changes_nothing(obj: dict[str, Any]) -> None:
         assert (with_null.reason, with_null.detail) == (plain.reason, plain.detail)
     else:
         assert with_null == plain
+
+
+def test_a_contact_id_with_a_control_character_is_set_aside() -> None:
+    for field in ("contact_id", "anonymous_id"):
+        obj = {
+            "id": "e1",
+            "event": "identify",
+            "contact_id": "c1",
+            "timestamp": "2026-11-20T10:00:00Z",
+        }
+        obj[field] = "c\x1f2"
+        got = parse_event(orjson.dumps(obj))
+        assert isinstance(got, Rejected) and got.reason == "bad_field", field
+        assert field in got.detail
+    ok = parse_event(orjson.dumps({**obj, "anonymous_id": "Jürgen Å", "contact_id": "c 1"}))
+    assert isinstance(ok, Event)
+
+
+def test_events_nested_past_the_limit_are_set_aside_wherever_they_come_from() -> None:
+    def nested(depth: int) -> dict[str, object]:
+        inner: dict[str, object] = {"leaf": 1}
+        for _ in range(depth):
+            inner = {"x": inner}
+        return {
+            "id": "e1",
+            "event": "ping",
+            "contact_id": "c1",
+            "timestamp": "2026-11-20T10:00:00Z",
+            "properties": inner,
+        }
+
+    fits = nested(MAX_EVENT_DEPTH - 3)  # the event, its properties and the leaf's object
+    assert isinstance(parse_event(orjson.dumps(fits)), Event)
+    deep = nested(MAX_EVENT_DEPTH)
+    raw = orjson.dumps(deep)
+    assert _reason(parse_event(raw)) == "too_deep"
+    assert [_reason(x) for x in parse_record(raw)] == ["too_deep"]
+    assert [_reason(x) for x in parse_record(orjson.dumps([fits, deep]))] == [None, "too_deep"]
+    assert _reason(event_from_dict(deep)) == "too_deep"
+
+
+def _lists_in_lists(depth: int) -> list[Any]:
+    out: list[Any] = []
+    for _ in range(depth):
+        out = [out]
+    return out
+
+
+def _reason(x: Event | Rejected) -> str | None:
+    return x.reason if isinstance(x, Rejected) else None

@@ -241,3 +241,14 @@ def test_time_from_turns_shifted_iso_text_back_into_text() -> None:
     assert time_from(1795172400.0, "2026-11-20T10:00:00Z") == "2026-11-20T11:00:00Z"
     assert time_from(86405, 5) == 86405  # a number plus a duration stays a number
     assert time_from(None, "abc") is None  # text that is no time: null, as arithmetic gives
+
+
+def test_arithmetic_keeps_to_numbers_json_holds() -> None:
+    # past 64 bits an integer becomes a float; infinity (an overflow) is null
+    assert rt.add(2**62, 2**62) == float(2**63)
+    assert type(rt.add(2**62, 2**62)) is float
+    assert rt.add(2**62, 1) == 2**62 + 1
+    assert rt.mul(1e308, 10) is None
+    assert rt.sub(-1e308, 1e308) is None
+    assert rt.neg(-(2**63)) == float(2**63)
+    assert rt.mul(10**400, 1) is None  # too big even for a float
