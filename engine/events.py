@@ -327,9 +327,6 @@ def event_from_dict(obj: dict[str, Any], raw: bytes = b"") -> Event | Rejected:
 
     `raw` is kept on a rejection; when not given, the object's JSON is kept instead.
     """
-    deep = _too_deep(obj, raw or None)
-    if deep is not None:
-        return deep
     result = _from_dict(obj)
     if isinstance(result, Rejected):
         return _with_raw(result, obj, raw)
@@ -365,6 +362,14 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and (event_type in _GOOD_TYPES or _good_type(event_type))
         and event_type not in NOT_INBOUND_TYPES
     ):
+        if properties:
+            for value in properties.values():
+                kind = type(value)
+                if kind is dict or kind is list:  # nested: how deep?
+                    deep = _too_deep(obj)
+                    if deep is not None:
+                        return deep
+                    break
         when = _TIMES.get(timestamp)
         if when is None:
             try:
@@ -383,6 +388,9 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
 
 
 def _checked(obj: dict[str, Any]) -> Event | Rejected:
+    deep = _too_deep(obj)
+    if deep is not None:
+        return deep
     if "contact_id" not in obj and obj.get("type") in SEGMENT_TYPES:
         from nudge.engine.segment_spec import event_from_segment
 
@@ -466,16 +474,9 @@ def _size(raw: bytes | str) -> int:
     return len(raw.encode("utf-8", "surrogatepass"))
 
 
-def _too_deep(obj: Any, raw: bytes | str | None) -> Rejected | None:
-    """A rejection when `obj` nests objects and lists more than `MAX_EVENT_DEPTH` deep. With
-    its text, only walked when the text has that many brackets at all."""
-    if raw is not None:
-        if type(raw) is bytes:
-            opened = raw.count(b"{") + raw.count(b"[")
-        else:
-            opened = str(raw).count("{") + str(raw).count("[")
-        if opened <= MAX_EVENT_DEPTH:
-            return None
+def _too_deep(obj: Any) -> Rejected | None:
+    """A rejection (without its raw bytes) when `obj` nests objects and lists more than
+    `MAX_EVENT_DEPTH` deep."""
     level: list[Any] = [obj]  # the containers at one depth (the event itself is the first)
     for _ in range(MAX_EVENT_DEPTH):
         level = [
@@ -487,7 +488,7 @@ def _too_deep(obj: Any, raw: bytes | str | None) -> Rejected | None:
         if not level:
             return None
     detail = f"objects and lists nest more than {MAX_EVENT_DEPTH} deep"
-    return Rejected("too_deep", detail, _as_bytes(raw) if raw else repr(obj)[:200].encode())
+    return Rejected("too_deep", detail, b"")
 
 
 def parse_event(raw: bytes | str) -> Event | Rejected:
@@ -501,9 +502,6 @@ def parse_event(raw: bytes | str) -> Event | Rejected:
         return _not_json(exc, raw)
     if type(obj) is not dict:
         return Rejected("not_object", f"expected a JSON object, got {kind_of(obj)}", _as_bytes(raw))
-    deep = _too_deep(obj, raw)
-    if deep is not None:
-        return deep
     result = _from_dict(obj)
     if isinstance(result, Rejected):
         return Rejected(result.reason, result.detail, _as_bytes(raw))
@@ -527,9 +525,6 @@ def parse_record(raw: bytes) -> list[Event | Rejected]:
             return [_element(item) for item in batch]
         if len(raw) > MAX_EVENT_BYTES:
             return [_too_large(len(raw), raw)]
-        deep = _too_deep(obj, raw)
-        if deep is not None:
-            return [deep]
         result = _from_dict(obj)
         if isinstance(result, Rejected):
             return [Rejected(result.reason, result.detail, raw[:MAX_EVENT_BYTES])]
@@ -544,14 +539,11 @@ def _element(item: Any) -> Event | Rejected:
     try:
         data = orjson.dumps(item)
     except orjson.JSONEncodeError:  # nested past what JSON encoding allows
-        return _too_deep(item, None) or Rejected("not_object", "cannot be encoded", b"")
+        return _too_deep(item) or Rejected("not_object", "cannot be encoded", b"")
     if len(data) > MAX_EVENT_BYTES:
         return _too_large(len(data), data)
     if type(item) is not dict:
         return Rejected("not_object", f"expected a JSON object, got {kind_of(item)}", data)
-    deep = _too_deep(item, data)
-    if deep is not None:
-        return deep
     result = _from_dict(item)
     if isinstance(result, Rejected):
         return Rejected(result.reason, result.detail, data)
