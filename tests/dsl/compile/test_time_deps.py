@@ -11,11 +11,14 @@ from nudge.dsl.source import Source
 DAY = 86400.0
 
 
-def timings(text: str) -> dict[str, plan.SegmentTiming | None]:
+def segments(text: str) -> tuple[plan.Segment, ...]:
     rule_file, diagnostics = parse(Source("t.rules", text))
     assert rule_file is not None and not diagnostics
-    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {"t.rules": text})
-    return {s.name: s.timing for s in ruleset.segments}
+    return compile_ruleset(check(ast.Ruleset((rule_file,))), {"t.rules": text}).segments
+
+
+def timings(text: str) -> dict[str, plan.SegmentTiming | None]:
+    return {s.name: s.timing for s in segments(text)}
 
 
 def test_segments_on_traits_alone_do_not_change_with_time() -> None:
@@ -57,21 +60,16 @@ def test_count_windows_are_watched_by_id_and_length() -> None:
 
 
 def test_which_segments_the_engine_evaluates_at_every_event() -> None:
-    rule_file, diagnostics = parse(
-        Source(
-            "t.rules",
-            "segment big = contact.total_spent > 1000\n"
-            "segment loyal = count(order_completed within 365d) >= 3\n"
-            "segment lapsed = days_since(contact.last_order_at) > 30\n"
-            "segment returning = contact.last_seen != contact.first_seen\n"
-            "let cutoff = now - 7d\n"
-            "segment recent = contact.signed_up_at > cutoff\n"
-            "segment lapsed_big = contact in lapsed and contact in big\n",
-        )
+    found = segments(
+        "segment big = contact.total_spent > 1000\n"
+        "segment loyal = count(order_completed within 365d) >= 3\n"
+        "segment lapsed = days_since(contact.last_order_at) > 30\n"
+        "segment returning = contact.last_seen != contact.first_seen\n"
+        "let cutoff = now - 7d\n"
+        "segment recent = contact.signed_up_at > cutoff\n"
+        "segment lapsed_big = contact in lapsed and contact in big\n"
     )
-    assert rule_file is not None and not diagnostics
-    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {})
-    each_event = {s.name: s.each_event for s in ruleset.segments}
+    each_event = {s.name: s.each_event for s in found}
     # data alone (windows are kept on time by the segment timer): only when it changes
     assert each_event == {
         "big": False,
@@ -84,18 +82,13 @@ def test_which_segments_the_engine_evaluates_at_every_event() -> None:
 
 
 def test_the_fields_a_segment_reads_through_constants_and_other_segments() -> None:
-    rule_file, diagnostics = parse(
-        Source(
-            "t.rules",
-            'let home = "SE"\n'
-            "segment big = contact.total_spent > 1000\n"
-            "segment local_big = contact in big and contact.country == home\n"
-            "segment loyal = count(order_completed within 365d) >= 3\n",
-        )
+    found = segments(
+        'let home = "SE"\n'
+        "segment big = contact.total_spent > 1000\n"
+        "segment local_big = contact in big and contact.country == home\n"
+        "segment loyal = count(order_completed within 365d) >= 3\n"
     )
-    assert rule_file is not None and not diagnostics
-    ruleset = compile_ruleset(check(ast.Ruleset((rule_file,))), {})
-    reads = {s.name: s.reads for s in ruleset.segments}
+    reads = {s.name: s.reads for s in found}
     assert reads == {
         "big": frozenset({"total_spent"}),
         "local_big": frozenset({"total_spent", "country"}),
