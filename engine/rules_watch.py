@@ -16,11 +16,13 @@ from pathlib import Path
 
 import structlog
 
+from nudge.dsl import ast
+from nudge.dsl.diagnostics import Diagnostic
 from nudge.dsl.load import find_rule_files, load_ruleset
 from nudge.dsl.plan import RuleSet
 from nudge.dsl.render import render_texts
 
-__all__ = ["RulesWatcher", "fingerprint", "load_checked"]
+__all__ = ["ExtraCheck", "RulesWatcher", "fingerprint", "load_checked"]
 
 Fingerprint = tuple[tuple[str, int, int], ...]
 
@@ -40,11 +42,26 @@ def fingerprint(paths: Sequence[str | Path]) -> Fingerprint:
     return tuple(out)
 
 
-def load_checked(paths: Sequence[str | Path]) -> tuple[RuleSet | None, str]:
-    """The compiled ruleset, or None; and the rendered diagnostics (warnings too), if any."""
+# Checks beyond the rules files (the message templates), given by the command running the
+# engine: the ruleset's syntax in, their diagnostics out.
+ExtraCheck = Callable[[ast.Ruleset], list[Diagnostic]]
+
+
+def load_checked(
+    paths: Sequence[str | Path], extra: ExtraCheck | None = None
+) -> tuple[RuleSet | None, str]:
+    """The compiled ruleset, or None; and the rendered diagnostics (warnings too), if any.
+    A folder without `.rules` files fails, as it fails `nudge check`."""
+    files, _missing = find_rule_files(paths)
+    if not files:
+        where = ", ".join(str(p) for p in paths)
+        return None, f"error: no .rules files in {where} [no-rules]\n"
     result = load_ruleset(paths)
-    text = render_texts(result.diagnostics, result.sources) if result.diagnostics else ""
-    if not result.ok:
+    found = list(result.diagnostics)
+    if extra is not None and result.ok and result.syntax is not None:
+        found += extra(result.syntax)
+    text = render_texts(found, result.sources) if found else ""
+    if not result.ok or any(d.is_error for d in found):
         return None, text
     return result.ruleset, text
 
@@ -56,10 +73,12 @@ class RulesWatcher:
         self,
         paths: Sequence[str | Path],
         *,
+        extra: ExtraCheck | None = None,
         settle: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.paths = list(paths)
+        self.extra = extra
         self.settle = settle
         self.clock = clock
         self.loaded: Fingerprint = fingerprint(self.paths)
@@ -77,7 +96,7 @@ class RulesWatcher:
         if current == self.loaded or now - self._seen_at < self.settle:
             return None
         self.loaded = current
-        ruleset, diagnostics = load_checked(self.paths)
+        ruleset, diagnostics = load_checked(self.paths, self.extra)
         if ruleset is None:
             self.failures += 1
             _log.error(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nudge.dsl import ast
@@ -96,6 +96,16 @@ def extra_checks(
 
     folder = templates_folder(ruleset_dir, templates)
     return [] if folder is None else check_send_templates(folder, checked)
+
+
+def extra_checks_of(rules: str, templates: str | None) -> Callable[[ast.Ruleset], list[Diagnostic]]:
+    """`extra_checks` for a running engine's rules folder: what its reloads must pass too."""
+    given = {} if templates is None else {"templates": templates}
+
+    def checks(syntax: ast.Ruleset) -> list[Diagnostic]:
+        return extra_checks(ruleset_dir([rules]), check(syntax), **given)
+
+    return checks
 
 
 # ----------------------------------------------------------------------------------------------

@@ -65,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    from nudge.commands.check import extra_checks_of
     from nudge.engine.rules_watch import load_checked
 
-    ruleset, diagnostics = load_checked([settings.rules])
+    ruleset, diagnostics = load_checked(
+        [settings.rules], extra_checks_of(settings.rules, settings.templates)
+    )
     if ruleset is None:
         sys.stderr.write(diagnostics)
         print(f"nudge run: the ruleset in {settings.rules} fails the check", file=sys.stderr)
@@ -153,7 +156,11 @@ async def serve(
     app = build_collector(embedded, content_store=content_store, tracking_secret=secret)
     site_runner = web.AppRunner(app, access_log=None)
     await site_runner.setup()
-    watcher = RulesWatcher([settings.rules])
+    from nudge.commands.check import extra_checks_of
+
+    watcher = RulesWatcher(
+        [settings.rules], extra=extra_checks_of(settings.rules, settings.templates)
+    )
     tasks: list[asyncio.Task[None]] = []
     try:
         await web.SockSite(site_runner, sock).start()

@@ -59,11 +59,13 @@ def run(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_level)
+    from nudge.commands.check import extra_checks_of
     from nudge.engine.rules_watch import RulesWatcher, load_checked
     from nudge.engine.stream import StreamOptions, build_app, run_app
 
-    watcher = RulesWatcher([settings.rules])
-    ruleset, diagnostics = load_checked([settings.rules])
+    extra = extra_checks_of(settings.rules, settings.templates)
+    watcher = RulesWatcher([settings.rules], extra=extra)
+    ruleset, diagnostics = load_checked([settings.rules], extra)
     if ruleset is None:
         sys.stderr.write(diagnostics)
         print(f"nudge worker: the ruleset in {settings.rules} fails the check", file=sys.stderr)

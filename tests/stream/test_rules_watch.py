@@ -83,3 +83,34 @@ def test_load_checked(tmp_path: Path) -> None:
     ruleset, text = load_checked([tmp_path])
     assert ruleset is None
     assert "a.rules:" in text and "error" in text
+
+
+def test_an_emptied_folder_keeps_the_running_ruleset(tmp_path: Path) -> None:
+    touch(tmp_path / "a.rules", GOOD, 1_000_000_000)
+    watcher = RulesWatcher([tmp_path], settle=0.0, clock=Clock())
+    (tmp_path / "a.rules").rename(tmp_path / "a.rules.bak")  # an editor saving by renaming
+    assert watcher.poll() is None
+    assert watcher.poll() is None and watcher.failures == 1
+    assert load_checked([tmp_path])[0] is None
+
+
+def test_reloads_pass_the_template_checks_too(tmp_path: Path) -> None:
+    from nudge.commands.check import extra_checks_of
+
+    rules = tmp_path / "rules"
+    templates = tmp_path / "templates"
+    rules.mkdir()
+    templates.mkdir()
+    (templates / "welcome.subject.txt").write_text("Hello {{ contact.first_name }}")
+    (templates / "welcome.html").write_text("<p>Hello</p>")
+    send = 'rule hello\n    when signed_up\n    then\n        send email "{}"\nend\n'
+    touch(rules / "a.rules", send.format("welcome"), 1_000_000_000)
+    extra = extra_checks_of(str(rules), None)
+    assert load_checked([rules], extra)[0] is not None
+    watcher = RulesWatcher([rules], extra=extra, settle=0.0, clock=Clock())
+    touch(rules / "a.rules", send.format("welcme"), 2_000_000_000)  # no such template
+    assert watcher.poll() is None
+    ruleset = watcher.poll()
+    assert ruleset is None and watcher.failures == 1
+    _, diagnostics = load_checked([rules], extra)
+    assert "missing-template" in diagnostics
