@@ -25,7 +25,7 @@ from nudge.connectors.templates import SAMPLE_CONTACT, check_templates
 from nudge.dsl import ast
 from nudge.dsl.check import Checked
 from nudge.dsl.codes import CODES, diagnostic
-from nudge.dsl.diagnostics import Diagnostic, error
+from nudge.dsl.diagnostics import Diagnostic, error, hint
 
 __all__ = ["TEMPLATE_CODES", "check_send_templates", "templates_folder"]
 
@@ -71,22 +71,13 @@ def check_send_templates(templates_dir: Path, checked: Checked) -> list[Diagnost
             "unsubscribe_url": "https://example.invalid/t/u/sample",
         }
         kind = send.channel.value
+        missing: dict[str, list[str]] = {}  # per channel kind: the files that are not there
         for problem in check_templates(templates_dir, [(kind, name)], sample=context):
             where = str(problem.path) if problem.path is not None else str(templates_dir)
             if problem.line:
                 where += f":{problem.line}"
             if problem.problem == "missing":
-                found.append(
-                    _diagnostic(
-                        "missing-template",
-                        f"{problem.kind} template `{name}` is missing: no {where}",
-                        send.target.span,
-                        "no such template",
-                        f"an {problem.kind} template is "
-                        + _FILES.get(problem.kind, "`{0}`").format(name)
-                        + f" in {templates_dir}",
-                    )
-                )
+                missing.setdefault(problem.kind, []).append(where)
             else:
                 found.append(
                     _diagnostic(
@@ -99,7 +90,35 @@ def check_send_templates(templates_dir: Path, checked: Checked) -> list[Diagnost
                         "`with { ... }`",
                     )
                 )
+        for missing_kind, files in missing.items():  # one diagnostic per template
+            found.append(
+                _diagnostic(
+                    "missing-template",
+                    f"{missing_kind} template `{name}` is missing: no {', '.join(files)}"
+                    + hint(name, _template_names(templates_dir)),
+                    send.target.span,
+                    "no such template",
+                    f"an {missing_kind} template is "
+                    + _FILES.get(missing_kind, "`{0}`").format(name)
+                    + f" in {templates_dir}",
+                )
+            )
     return found
+
+
+def _template_names(folder: Path) -> set[str]:
+    """The names of the templates in `folder` (`welcome_1` of `welcome_1.subject.txt`)."""
+    names: set[str] = set()
+    try:
+        files = [p.name for p in folder.iterdir() if p.is_file()]
+    except OSError:
+        return names
+    for file in files:
+        for suffix in (".subject.txt", ".sms.txt", ".html", ".txt"):
+            if file.endswith(suffix):
+                names.add(file[: -len(suffix)])
+                break
+    return names
 
 
 def _diagnostic(code: str, message: str, span: Any, label: str, *notes: str) -> Diagnostic:

@@ -140,3 +140,17 @@ def test_the_example_rules_and_templates_pass(capsys: pytest.CaptureFixture[str]
     root = Path(__file__).resolve().parents[2]
     assert main(["check", str(root / "rules")]) == 0
     assert "all good" in capsys.readouterr().err
+
+
+def test_a_misspelt_template_is_reported_once_with_a_hint(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_templates(shop / "templates", GOOD)
+    rules = shop / "rules" / "shop.rules"
+    rules.write_text(rules.read_text().replace('"cart_reminder"', '"cart_remindr"'))
+    code, found = check_json(capsys, "rules")
+    assert code == 1
+    assert [d["code"] for d in found] == ["missing-template"]  # one for both files
+    message = str(found[0]["message"])
+    assert "cart_remindr.subject.txt" in message and "cart_remindr.html" in message
+    assert "(did you mean `cart_reminder`?)" in message
