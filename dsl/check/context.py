@@ -29,6 +29,12 @@ CONTACT_BUILTINS: dict[str, str] = {
     "segments": "list",
 }
 
+# Traits the engine itself reads when a contact declares no such field: addresses, consent
+# (LANGUAGE.md section 5) and the time zone of quiet hours.
+ENGINE_READ_TRAITS = frozenset(
+    {"email", "phone", "timezone", "consent_email", "consent_sms", "consent_ads"}
+)
+
 # Events the engine, the connectors and tracking produce (LANGUAGE.md §4), plus `identify`.
 ENGINE_EVENTS: frozenset[str] = frozenset(
     {

@@ -7,7 +7,7 @@ from datetime import datetime
 from .. import ast
 from ..codes import diagnostic
 from ..diagnostics import Diagnostic, did_you_mean, hint
-from .context import ACTION_KINDS, CONTACT_BUILTINS, Context
+from .context import ACTION_KINDS, CONTACT_BUILTINS, ENGINE_READ_TRAITS, Context
 from .types import article, assignable
 
 
@@ -228,8 +228,8 @@ def _data(
     out: list[Diagnostic] = []
     for entry in data.entries:
         key = entry.key.value
-        if traits and key in CONTACT_BUILTINS and key not in fields:
-            continue
+        if traits and (key in CONTACT_BUILTINS or key in ENGINE_READ_TRAITS) and key not in fields:
+            continue  # the engine reads them whatever the schema says
         if traits and key == "anonymous_id":
             continue
         if key not in fields:

@@ -209,3 +209,16 @@ def test_exit_on_in_a_rule_that_sends_email_cancels_what_quiet_hours_deferred() 
     assert "useless-exit" not in codes(rule.format("email"))
     assert "useless-exit" not in codes(rule.format("best"))
     assert "useless-exit" in codes(rule.format("webhook"))
+
+
+def test_given_traits_the_engine_reads_need_no_schema_field() -> None:
+    text = (
+        "contact { first_name: string }\n"
+        'test "t"\n    given contact c1 { consent_ads: true, timezone: "Europe/Oslo", '
+        'frist_name: "Ann" }\n'
+        "    at 2026-11-20T10:00:00Z c1 ping\nend\n"
+    )
+    found = [d for d in checked(text).diagnostics if d.code == "test-data"]
+    assert [d.message for d in found] == [
+        "contact has no field `frist_name` (did you mean `first_name`?)"
+    ]
