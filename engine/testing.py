@@ -28,6 +28,7 @@ from nudge.dsl.plan import ExpectAction, ExpectContact, RuleSet, TestCase, TestE
 
 from .actions import Action
 from .clock import ManualClock
+from .decision import Decision
 from .engine import Engine
 from .events import NOT_INBOUND_TYPES, Event, format_time, parse_time
 from .runner import Runner
@@ -51,6 +52,7 @@ class TestResult:
     case: TestCase
     actions: list[Action] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    suppressed: list[Action] = field(default_factory=list)  # shown with a failure's report
 
     @property
     def passed(self) -> bool:
@@ -61,7 +63,7 @@ def run_tests(ruleset: RuleSet) -> list[TestResult]:
     """Run every test of the ruleset, in order."""
 
     async def all_tests() -> list[TestResult]:
-        engine = Engine(ruleset)
+        engine = Engine(ruleset, trace=True)  # traced: a failure's report shows what was suppressed
         return [await run_test(engine, case) for case in ruleset.tests]
 
     return asyncio.run(all_tests())
@@ -110,22 +112,25 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
         (x for x in case.expects if isinstance(x, ExpectContact) and x.at is not None),
         key=lambda x: x.at or 0.0,
     )
-    actions = result.actions
+
+    def take(d: Decision) -> None:
+        result.actions.extend(d.actions)
+        result.suppressed.extend(a for a in d.trace if isinstance(a, Action) and a.suppressed)
 
     async def run_until(t: float, inclusive: bool) -> None:
         """Fire what falls due before `t` (or at it), checking timed expectations on the way."""
         while timed and ((timed[0].at or 0.0) < t or (inclusive and timed[0].at == t)):
             check = timed.pop(0)
             at = check.at or 0.0
-            actions.extend((await runner.advance(at)).actions)
+            take(await runner.advance(at))
             await _check_contact(store, check, at, result)
-        actions.extend((await runner.advance(t if inclusive else _before(t))).actions)
+        take(await runner.advance(t if inclusive else _before(t)))
 
     for x in at_position.get(-1, ()):
         await _check(store, x, events[0].ts, result)
     for i, event in enumerate(events):
         await run_until(event.ts, inclusive=False)
-        actions.extend((await runner.process([event])).actions)
+        take(await runner.process([event]))
         for x in at_position.get(i, ()):
             await _check(store, x, event.ts, result)
     last = events[-1].ts if events else 0.0
@@ -251,6 +256,9 @@ def format_report(results: list[TestResult]) -> str:
             lines.extend(f"        {describe(a)}" for a in r.actions)
         else:
             lines.append("    no actions")
+        if r.suppressed:
+            lines.append("    suppressed:")
+            lines.extend(f"        {describe(a)} ({a.suppressed})" for a in r.suppressed)
     passed = sum(r.passed for r in results)
     lines.append(f"{passed} passed, {len(results) - passed} failed")
     return "\n".join(lines) + "\n"

@@ -145,3 +145,21 @@ end
 """
     )
     assert t.stdout.endswith("1 passed, 0 failed\n"), t.stdout
+
+
+def test_a_failing_test_shows_what_was_suppressed_and_why(nudge_test: NudgeTest) -> None:
+    t = nudge_test(
+        "rule hello\n    when signed_up\n    then\n"
+        '        send email "welcome"\n        audience add "fans"\nend\n'
+        'test "no consent"\n    given contact c1 { email: "a@x.se", consent_email: true }\n'
+        "    at 2026-11-20T10:00:00Z c1 signed_up\n"
+        '    expect c1 audience_add "fans"\nend\n'
+    )
+    assert t.code == 1
+    assert t.stdout.splitlines()[-5:] == [
+        "    actions that happened:",
+        '        2026-11-20T10:00:00Z c1 email "welcome"',
+        "    suppressed:",
+        '        2026-11-20T10:00:00Z c1 audience_add "fans" (no_consent)',
+        "0 passed, 1 failed",
+    ]
