@@ -162,6 +162,15 @@ class Runner:
                 return
             previous = refs
             full = len(refs) >= self.timer_batch
+            if full:
+                # The last contact's timers of the last instant may go on past the chunk: they
+                # come whole with the next one, to fire in rule order (`Engine.firing_order`).
+                last = refs[-1]
+                cut = len(refs)
+                while cut and refs[cut - 1][:2] == last[:2]:
+                    cut -= 1
+                if cut:
+                    refs = refs[:cut]
             # A full chunk may leave timers due before its last one for the next chunk:
             # fire timers armed meanwhile only up to that point, to keep due order.
             limit = refs[-1].due if full else until

@@ -235,3 +235,30 @@ async def test_one_event_after_more_due_timers_than_a_chunk_comes_after_them() -
     out = await runner.process([event("late", "ping", "z", T + 7200, n=9)])
     got = [(a.contact_id, a.name) for a in out.actions]
     assert got == [*((f"c{i}", "later") for i in range(5)), ("z", "h")]
+
+
+async def test_a_contact_s_timers_of_one_instant_fire_together_across_chunks() -> None:
+    # Three deferred emails per contact fall due at 08:00; queries return 5 timers at a
+    # time, so a contact's three would be cut in two: each contact's still fire by priority.
+    rules = "policy quiet hours 21:00-08:00\n" + "".join(
+        f'rule {name}\n    when night\n    then\n        send email "{name}"\n'
+        f"    priority {priority}\nend\n"
+        for name, priority in (("a", 1), ("b", 9), ("c", 5))
+    )
+    runner = Runner(Engine(ruleset(rules)), MemoryStore(), ManualClock(), timer_batch=5)
+    identify_at = parse_time("2026-11-20T20:00:00Z")
+    night_at = parse_time("2026-11-20T22:00:00Z")
+    events = []
+    for i in range(4):
+        cid = f"c{i}"
+        traits = {"email": "x@y", "consent_email": True}
+        events.append(
+            Event(f"i{i}", "identify", cid, identify_at, format_time(identify_at), {}, traits)
+        )
+        events.append(event(f"n{i}", "night", cid, night_at))
+    await runner.process(events)
+    out = await runner.advance(parse_time("2026-11-21T09:00:00Z"))
+    by_contact: dict[str, list[str]] = {}
+    for a in out.actions:
+        by_contact.setdefault(a.contact_id, []).append(a.template or "")
+    assert by_contact == {f"c{i}": ["b", "c", "a"] for i in range(4)}
