@@ -37,7 +37,7 @@ from .codegen import FileUnit, Scope
 from .fold import Folder
 from .keys import match_key
 from .tests_compile import CompileError, compile_test
-from .time_deps import evaluated_each_event, fields_read, segment_timing
+from .time_deps import segment_deps
 
 __all__ = ["CheckedLike", "build_ruleset"]
 
@@ -165,7 +165,7 @@ class _Builder:
         self.types = types
         self.built = False
         self._negated: dict[int, ast.Unary] = {}
-        # what a segment's condition may read, for `segment_timing`
+        # what a segment's condition may read, for `segment_deps`
         self.lets = lets
         self.segment_conditions = segment_conditions
 
@@ -194,23 +194,25 @@ class _Builder:
                     parts.rules.append(self.rule(decl))
                 elif isinstance(decl, ast.Segment):
                     fn = self.fn(decl.condition, {}, f"segment {decl.name.value}")
-                    timing = segment_timing(decl.condition, self.lets, self.segment_conditions)
-                    nested = any(
-                        isinstance(node, ast.InSegment) for node in subexpressions(decl.condition)
-                    )
-                    lets, others = self.lets, self.segment_conditions
-                    each_event = evaluated_each_event(decl.condition, lets, others)
-                    reads = fields_read(decl.condition, lets, others)
+                    deps = segment_deps(decl.condition, self.lets, self.segment_conditions)
+                    reads = deps.fields
                     # `contact.segments contains "a"` reads membership as `contact in a` does
-                    nested = nested or reads is None or "segments" in reads
+                    nested = (
+                        reads is None
+                        or "segments" in reads
+                        or any(
+                            isinstance(node, ast.InSegment)
+                            for node in subexpressions(decl.condition)
+                        )
+                    )
                     parts.segments.append(
                         plan.Segment(
                             decl.name.value,
                             fn,
                             origin(decl.span),
-                            timing,
+                            deps.timing,
                             nested,
-                            each_event,
+                            deps.each_event,
                             reads,
                         )
                     )

@@ -23,12 +23,13 @@ that segment's dependencies, and named constants (`let`) are looked through.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import NamedTuple
 
 from .. import ast, plan
 from ..check.walk import children
 from .canon import window_id
 
-__all__ = ["evaluated_each_event", "fields_read", "segment_timing"]
+__all__ = ["SegmentDeps", "segment_deps"]
 
 # Traits the engine moves with every inbound event without counting it as a change.
 _ACTIVITY = frozenset({"last_seen", "first_seen"})
@@ -37,14 +38,33 @@ _DAY = 86400.0
 _HOUR = 3600.0
 
 
-def segment_timing(
+class SegmentDeps(NamedTuple):
+    """What a segment's condition depends on, found in one walk of it."""
+
+    timing: plan.SegmentTiming | None  # what makes it change with time alone
+    # evaluated at every event of the contact, not only when its data changed: it reads the
+    # clock (the segment timer catches the instants this module can follow, the next event
+    # the rest), the activity times every inbound event moves, or the whole contact
+    each_event: bool
+    # the contact's fields it reads (through constants and `contact in` other segments), or
+    # None when it reads the contact as a whole: a change to any other field cannot change it
+    fields: frozenset[str] | None
+
+
+def segment_deps(
     condition: ast.Expr,
     lets: Mapping[str, ast.Expr],
     segments: Mapping[str, ast.Expr],
-) -> plan.SegmentTiming | None:
-    """What makes `condition` change with time alone; None if nothing does."""
+) -> SegmentDeps:
+    """`condition`'s dependencies on time and on the contact's data."""
     found = _Found()
     found.walk(condition, lets, segments, set())
+    each_event = found.clocked or found.whole_contact or bool(found.fields & _ACTIVITY)
+    fields = None if found.whole_contact else frozenset(found.fields)
+    return SegmentDeps(_timing(found), each_event, fields)
+
+
+def _timing(found: _Found) -> plan.SegmentTiming | None:
     if not found.clocked and not found.windows:
         return None
     offsets = {0.0, *found.durations}
@@ -62,33 +82,6 @@ def segment_timing(
         windows=tuple(sorted(found.windows)),
         scales=scales,
     )
-
-
-def evaluated_each_event(
-    condition: ast.Expr,
-    lets: Mapping[str, ast.Expr],
-    segments: Mapping[str, ast.Expr],
-) -> bool:
-    """Whether the engine must evaluate `condition` at every event of the contact, not only
-    when the contact's data changed: it reads the clock (`now`, `days_since`, `hours_since`:
-    the segment timer catches the instants this module can follow, the next event the rest),
-    the activity times every inbound event moves, or the whole contact."""
-    found = _Found()
-    found.walk(condition, lets, segments, set())
-    return found.clocked or found.whole_contact or bool(found.fields & _ACTIVITY)
-
-
-def fields_read(
-    condition: ast.Expr,
-    lets: Mapping[str, ast.Expr],
-    segments: Mapping[str, ast.Expr],
-) -> frozenset[str] | None:
-    """The contact's fields `condition` reads (through constants and `contact in` other
-    segments), or None when it reads the contact as a whole: a change to any other field
-    cannot change it."""
-    found = _Found()
-    found.walk(condition, lets, segments, set())
-    return None if found.whole_contact else frozenset(found.fields)
 
 
 class _Found:
