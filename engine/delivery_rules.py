@@ -46,15 +46,10 @@ def best_channel(traits: dict[str, Any], engagement: dict[str, float]) -> str | 
 
 
 def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> bool:
-    """Whether one more action fits `count per per`: the window is `(now - per, now]`, so an
-    action exactly `per` after an earlier one no longer counts it. Prunes `sent` in place."""
-    cutoff = now - per
-    if sent and sent[0] <= cutoff:
-        keep = 0
-        while keep < len(sent) and sent[keep] <= cutoff:
-            keep += 1
-        del sent[:keep]
-    return len(sent) < count
+    """Whether one more firing fits a rule's `limit count per per` now (its earlier firings all
+    lie at or before now): the window is `(now - per, now]`, so a firing exactly `per` after an
+    earlier one no longer counts it. Prunes `sent` in place."""
+    return fits_channel_cap(sent, count, per, now, now)
 
 
 def fits_channel_cap(sent: list[float], count: int, per: float, at: float, now: float) -> bool:
