@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import ast
+from .codes import diagnostic
 from .diagnostics import Diagnostic, error, sort_diagnostics
 from .parse import parse
 from .plan import RuleSet
@@ -74,7 +75,9 @@ def load_sources(sources: Iterable[Source], *, compile_plan: bool = True) -> Loa
 
 
 def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> LoadResult:
-    """Load every `.rules` file under `paths`. Never raises for bad rules: see `diagnostics`."""
+    """Load every `.rules` file under `paths`. Never raises for bad rules: see `diagnostics`.
+    A path that does not exist, or a folder without `.rules` files, is an error."""
+    paths = list(paths)
     files, missing = find_rule_files(paths)
     sources: list[Source] = []
     problems: list[Diagnostic] = []
@@ -82,6 +85,17 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
         problems.append(
             error("no-such-path", message, Source(message.split(":")[0], "").span(0, 0))
         )
+    for raw in paths:
+        if Path(raw).is_dir() and not find_rule_files([raw])[0]:
+            problems.append(
+                diagnostic(
+                    "no-rules",
+                    f"no .rules files in {raw}",
+                    Source(str(raw), "").span(0, 0),
+                    "",
+                    "a ruleset is every file ending in .rules under the folder",
+                )
+            )
     for path in files:
         try:
             sources.append(Source.from_path(path))

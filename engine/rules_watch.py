@@ -52,10 +52,6 @@ def load_checked(
 ) -> tuple[RuleSet | None, str]:
     """The compiled ruleset, or None; and the rendered diagnostics (warnings too), if any.
     A folder without `.rules` files fails, as it fails `nudge check`."""
-    files, _missing = find_rule_files(paths)
-    if not files:
-        where = ", ".join(str(p) for p in paths)
-        return None, f"error: no .rules files in {where} [no-rules]\n"
     result = load_ruleset(paths)
     found = list(result.diagnostics)
     if extra is not None and result.ok and result.syntax is not None:

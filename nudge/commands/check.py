@@ -18,9 +18,8 @@ from pathlib import Path
 
 from nudge.dsl import ast
 from nudge.dsl.check import Checked, check
-from nudge.dsl.codes import diagnostic
 from nudge.dsl.diagnostics import Diagnostic, sort_diagnostics
-from nudge.dsl.load import find_rule_files, load_ruleset
+from nudge.dsl.load import load_ruleset
 from nudge.dsl.render import render_json, render_texts
 from nudge.dsl.source import Source
 
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"nudge check: --templates {templates}: no such folder", file=sys.stderr)
         return 2
     result = load_ruleset(paths, compile_plan=False)
-    found = [*result.diagnostics, *_empty_folders(paths)]
+    found = list(result.diagnostics)
     checked = check(result.syntax) if result.syntax is not None else None
     if checked is not None:
         # `templates` only when given: a hook may take just the folder and the ruleset.
@@ -136,22 +135,6 @@ def summary(paths: Sequence[str], diagnostics: Sequence[Diagnostic], files: int,
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
-def _empty_folders(paths: Sequence[str]) -> list[Diagnostic]:
-    out: list[Diagnostic] = []
-    for raw in paths:
-        if Path(raw).is_dir() and not find_rule_files([raw])[0]:
-            out.append(
-                diagnostic(
-                    "no-rules",
-                    f"no .rules files in {raw}",
-                    Source(raw, "").span(0, 0),
-                    "",
-                    "a ruleset is every file ending in .rules under the folder",
-                )
-            )
-    return out
 
 
 def _with_other_sources(
