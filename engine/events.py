@@ -102,6 +102,10 @@ _GOOD_TYPES: set[str] = set()  # event types seen valid; bounded by _GOOD_TYPES_
 _GOOD_TYPES_MAX = 4096
 _TIMES: dict[str, tuple[float, str]] = {}  # timestamp text -> `_parse_time` result
 _TIMES_MAX = 4096
+# "YYYY-MM-DDTHH" of normalised timestamps parsed whole -> epoch seconds of that hour: a
+# timestamp of a known hour needs no `datetime` (most events of a stream are in hours seen).
+_HOURS: dict[str, float] = {}
+_SIXTY = {f"{i:02d}": i for i in range(60)}  # minutes and seconds, as written
 _fromisoformat = datetime.fromisoformat
 _orjson_loads = orjson.loads
 
@@ -182,6 +186,13 @@ def _parse_time(value: str) -> tuple[float, str]:
     hit = _TIMES.get(value)
     if hit is not None:
         return hit
+    if len(value) == 20 and value[19] == "Z" and value[13] == ":" and value[16] == ":":
+        hour = _HOURS.get(value[:13])
+        if hour is not None:
+            minute = _SIXTY.get(value[14:16])
+            second = _SIXTY.get(value[17:19])
+            if minute is not None and second is not None:
+                return hour + (minute * 60 + second), value
     result = _parse_new_time(value)
     if len(_TIMES) >= _TIMES_MAX:
         _TIMES.clear()
@@ -205,7 +216,12 @@ def _parse_new_time(value: str) -> tuple[float, str]:
         and value[13:17:3] == "::"
         and value[4:8:3] == "--"
     ):
-        return (dt - _EPOCH).total_seconds(), value
+        ts = (dt - _EPOCH).total_seconds()
+        if n == 20:
+            if len(_HOURS) >= _TIMES_MAX:
+                _HOURS.clear()
+            _HOURS[value[:13]] = ts - (dt.minute * 60 + dt.second)
+        return ts, value
     try:
         shifted = dt - offset  # the same instant's wall clock in UTC (tzinfo left as is)
         ts = (dt - _EPOCH).total_seconds()

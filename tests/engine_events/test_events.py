@@ -246,6 +246,31 @@ def test_format_and_parse_time_agree(moment: datetime) -> None:
     assert event.timestamp == text
 
 
+@given(st.integers(min_value=0, max_value=3599), st.integers(min_value=0, max_value=23))
+def test_timestamps_of_an_hour_already_seen_parse_as_the_first(offset: int, hour: int) -> None:
+    first = f"2026-11-20T{hour:02d}:00:00Z"
+    text = format_time(parse_time(first) + offset)  # the same hour, any minute and second
+    assert parse_time(text) == datetime.fromisoformat(text).timestamp()
+    assert accepted(parsed(timestamp=text)).timestamp == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-20T10:60:00Z",
+        "2026-11-20T10:00:60Z",
+        "2026-11-20T10:0a:00Z",
+        "2026-11-20T10:00:-1Z",
+        "2026-11-20T10:00:\u0661\u0662Z",  # digits, but not ASCII ones
+    ],
+)
+def test_minutes_and_seconds_are_checked_in_an_hour_already_seen(text: str) -> None:
+    assert accepted(parsed(timestamp="2026-11-20T10:59:59Z")).ts == parse_time(
+        "2026-11-20T10:00:00Z"
+    ) + 3599
+    rejected(parsed(timestamp=text), "bad_timestamp")
+
+
 # ---------------------------------------------------------------------------- rejected
 
 
