@@ -265,9 +265,10 @@ def test_timestamps_of_an_hour_already_seen_parse_as_the_first(offset: int, hour
     ],
 )
 def test_minutes_and_seconds_are_checked_in_an_hour_already_seen(text: str) -> None:
-    assert accepted(parsed(timestamp="2026-11-20T10:59:59Z")).ts == parse_time(
-        "2026-11-20T10:00:00Z"
-    ) + 3599
+    assert (
+        accepted(parsed(timestamp="2026-11-20T10:59:59Z")).ts
+        == parse_time("2026-11-20T10:00:00Z") + 3599
+    )
     rejected(parsed(timestamp=text), "bad_timestamp")
 
 
