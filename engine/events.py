@@ -98,7 +98,9 @@ NOT_INBOUND_TYPES = frozenset(
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+")
 _NAIVE_EPOCH = datetime(1970, 1, 1)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_GOOD_TYPES: set[str] = set()  # event types seen valid; bounded by _GOOD_TYPES_MAX
+# Event types seen valid that take the plain path (not `identify`, inbound by default);
+# bounded by _GOOD_TYPES_MAX.
+_GOOD_TYPES: set[str] = set()
 _GOOD_TYPES_MAX = 4096
 _TIMES: dict[str, tuple[float, str]] = {}  # timestamp text -> `_parse_time` result
 _TIMES_MAX = 4096
@@ -236,9 +238,14 @@ def _parse_new_time(value: str) -> tuple[float, str]:
     return ts, f"{head}.{micro:06d}Z"
 
 
-def _good_type(event_type: str) -> bool:
-    """Whether the event type is valid, remembering a bounded number of valid ones."""
-    if _EVENT_TYPE.fullmatch(event_type) is None:
+def _plain_type(event_type: str) -> bool:
+    """Whether the event type is valid, not `identify` and inbound by default, remembering
+    a bounded number of such types."""
+    if (
+        event_type == "identify"
+        or event_type in NOT_INBOUND_TYPES
+        or _EVENT_TYPE.fullmatch(event_type) is None
+    ):
         return False
     if len(_GOOD_TYPES) >= _GOOD_TYPES_MAX:
         _GOOD_TYPES.clear()
@@ -368,15 +375,15 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and (properties is None or type(properties) is dict)
         and event_id
         and contact_id
-        and event_type != "identify"
-        and "traits" not in obj
-        and "inbound" not in obj
-        and "origin" not in obj
+        and (event_type in _GOOD_TYPES or _plain_type(event_type))
+        # no other field: with all five, none (else no `traits`, `inbound` or `origin`)
+        and (
+            (len(obj) == 5 and properties is not None)
+            or ("traits" not in obj and "inbound" not in obj and "origin" not in obj)
+        )
         and not event_id.isspace()
         and not contact_id.isspace()
         and contact_id.isprintable()
-        and (event_type in _GOOD_TYPES or _good_type(event_type))
-        and event_type not in NOT_INBOUND_TYPES
     ):
         if properties:
             for value in properties.values():

@@ -513,7 +513,9 @@ event_like = st.fixed_dictionaries(
     {},
     optional={
         "id": st.one_of(st.text(max_size=5), int64, json_values),
-        "event": st.one_of(st.sampled_from(["identify", "cart_updated", "a b"]), json_values),
+        "event": st.one_of(
+            st.sampled_from(["identify", "cart_updated", "a b", "email_sent"]), json_values
+        ),
         "contact_id": st.one_of(st.text(max_size=5), int64, json_values),
         "timestamp": st.one_of(
             st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
