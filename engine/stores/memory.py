@@ -5,7 +5,8 @@ stored object itself, so the engine's in-place changes cost nothing to keep; `sa
 brings the timer index up to date: it pushes the timers it is told were armed (`armed`, as
 the runner passes them), else the ones of each state it has not indexed yet. An index entry
 is checked against the contact's timers when it falls due: one whose timer is gone or was
-moved is skipped then.
+moved is skipped then. The refs `due_timers` returns leave the heap until the next call,
+which puts back those whose timers are still there.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ class MemoryStore:
         self._states: dict[str, ContactState] = {}
         # Per shard, a heap of refs; stale entries (timer gone or moved) are skipped lazily.
         self._heaps: list[list[TimerRef]] = [[] for _ in range(partitions)]
+        # Per shard, the refs the last `due_timers` handed out, out of the heap: most fire
+        # before the next call, and those that did not go back then (a pop, not three heap
+        # operations, per timer that fires).
+        self._lent: list[list[TimerRef]] = [[] for _ in range(partitions)]
         # For saves without `armed`: contact id -> its Timer objects as last indexed. A timer
         # re-armed is a new Timer (the engine never moves one's `due`), so a save compares
         # these by identity.
@@ -89,7 +94,7 @@ class MemoryStore:
         chosen = range(self.partitions) if shards is None else shards
         found: list[TimerRef] = []
         for shard in chosen:
-            found.extend(self._due_in(self._heaps[shard], now, limit))
+            found.extend(self._due_in(shard, now, limit))
         found.sort()
         return found[:limit]
 
@@ -115,9 +120,16 @@ class MemoryStore:
             shard = self._shard_of[contact_id] = partition_for(contact_id, self.partitions)
         return shard
 
-    def _due_in(self, heap: list[TimerRef], now: float, limit: int) -> list[TimerRef]:
-        """The valid refs due by `now`, in order; they stay in the heap."""
+    def _due_in(self, shard: int, now: float, limit: int) -> list[TimerRef]:
+        """The valid refs of `shard` due by `now`, in order, lent out of its heap."""
         states = self._states
+        heap = self._heaps[shard]
+        lent = self._lent[shard]
+        for ref in lent:  # handed out last time: back in the heap unless fired or moved
+            state = states.get(ref.contact_id)
+            timer = None if state is None else state.timers.get(ref.timer_id)
+            if timer is not None and timer.due == ref.due:
+                heapq.heappush(heap, ref)
         valid: list[TimerRef] = []
         while heap and heap[0].due <= now and len(valid) < limit:
             ref = heapq.heappop(heap)
@@ -129,6 +141,5 @@ class MemoryStore:
                 and (not valid or valid[-1] != ref)  # not a ref pushed twice
             ):
                 valid.append(ref)
-        for ref in valid:
-            heapq.heappush(heap, ref)
+        self._lent[shard] = valid
         return valid
