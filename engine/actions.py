@@ -11,9 +11,11 @@ __all__ = ["ACTION_KINDS", "Action", "action_id", "derived_id"]
 ACTION_KINDS = ("email", "sms", "webhook", "audience_add", "audience_remove", "show")
 
 
-def action_id(rule: str, trigger_id: str, step: int) -> str:
-    """The deterministic id of the action a rule's step gives for a triggering event."""
-    return "a-" + derived_id(rule, trigger_id, str(step))
+def action_id(rule: str, contact_id: str, trigger_id: str, step: int) -> str:
+    """The deterministic id of the action a rule's step gives a contact for a triggering
+    event. The contact is part of it: event ids are de-duplicated per contact, so two
+    contacts' events may share one, and their actions must not."""
+    return "a-" + derived_id(rule, contact_id, trigger_id, str(step))
 
 
 def derived_id(*parts: str) -> str:

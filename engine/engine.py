@@ -210,16 +210,21 @@ class Engine:
             self._drain(ctx)
         return d
 
-    def firing_order(self, timer: Timer | None) -> tuple[int, int, str, str]:
+    def firing_order(self, timer: Timer | None) -> tuple[int, int, str, float, int, str]:
         """The order a contact's timers due at one instant fire in: the segments check first
         (the rules then see membership at that instant), then as rules fire (priority, higher
-        first, then rule name), then by timer id."""
+        first, then rule name); a rule's sends deferred by quiet hours first, as they were
+        decided (time, then step), then its other timers; then by timer id."""
         if timer is None:
-            return (0, 0, "", "")
+            return (0, 0, "", 0.0, 0, "")
         if timer.kind == SEGMENT_CHECK:
-            return (0, 0, "", timer.id)
+            return (0, 0, "", 0.0, 0, timer.id)
         rule = self.rules.get(timer.rule)
-        return (1, -(rule.priority if rule is not None else 0), timer.rule, timer.id)
+        priority = -(rule.priority if rule is not None else 0)
+        order = timer.payload.get("order") if timer.kind == "deliver" else None
+        if order:
+            return (1, priority, timer.rule, float(order[0]), int(order[1]), timer.id)
+        return (1, priority, timer.rule, timer.due, 0, timer.id)
 
     def _segments_current(self, state: ContactState, now: float) -> bool:
         """Whether the segments this engine last evaluated for `state` still hold, as long

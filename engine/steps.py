@@ -197,7 +197,7 @@ def suppressed_preview(ctx: Context, f: Firing) -> None:
     for step in rule.steps:
         if isinstance(step, Wait):
             return
-        aid = action_id(rule.name, f.trigger_id, step.index)
+        aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
         if isinstance(step, Send):
             channel: str = step.channel
             if channel == "best":
@@ -250,7 +250,7 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
     elif channel == "sms" and traits.get("consent_sms") is not True:
         reason = "no_consent"
     rule = f.rule
-    aid = action_id(rule.name, f.trigger_id, step.index)
+    aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, channel, ctx.at)
     if channel == "webhook":
         action.name = step.target
@@ -260,40 +260,42 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
         if to is None and reason is None:
             reason = "no_address"
     action.data = _data(ctx, step.data, f.b)
-    _deliver(engine, ctx, rule, action, reason)
+    _deliver(engine, ctx, rule, action, reason, step.index)
 
 
 def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> None:
     rule = f.rule
     kind = "audience_add" if step.add else "audience_remove"
-    aid = action_id(rule.name, f.trigger_id, step.index)
+    aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, kind, ctx.at, name=step.audience)
     reason = None
     if step.add and ctx.traits.get("consent_ads") is not True:
         reason = "no_consent"
-    _deliver(engine, ctx, rule, action, reason)
+    _deliver(engine, ctx, rule, action, reason, step.index)
 
 
 def _show(engine: Engine, ctx: Context, f: Firing, step: Show) -> None:
     rule = f.rule
-    aid = action_id(rule.name, f.trigger_id, step.index)
+    aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, "show", ctx.at, content=step.content)
     action.slot = step.slot
-    _deliver(engine, ctx, rule, action, None)
+    _deliver(engine, ctx, rule, action, None, step.index)
 
 
-def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None) -> None:
-    """Apply the channel cap and quiet hours to an action; `reason` is set when consent or
-    the address already failed."""
+def _deliver(
+    engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None, step: int
+) -> None:
+    """Apply the channel cap and quiet hours to an action (of the rule's step `step`);
+    `reason` is set when consent or the address already failed."""
     state = ctx.state
     now = ctx.now
     kind = action.kind
     later: float | None = None  # when quiet hours defer it to
+    if kind in _QUIET_KINDS:
+        quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
+        if quiet is not None and quiet.start != quiet.end:
+            later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
     if reason is None:
-        if kind in _QUIET_KINDS:
-            quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
-            if quiet is not None and quiet.start != quiet.end:
-                later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
         channel = _POLICY_CHANNEL[kind]
         policy = engine.policies.get(channel)
         if policy is not None:
@@ -311,12 +313,15 @@ def _deliver(engine: Engine, ctx: Context, rule: Rule, action: Action, reason: s
         count_rule(ctx.d, rule.name, "suppressed:" + reason)
         if engine.trace:
             action.suppressed = reason
+            if later is not None:  # when it would have been due
+                action.at = format_time(later)
             ctx.d.trace.append(action)
         return
     action.contact = dict(ctx.traits)
     if later is not None:
         action.at = format_time(later)
-        payload = {"id": deliver_id(action.id), "action": action}
+        # `order`: deferred sends due at one instant go out as they were decided
+        payload = {"id": deliver_id(action.id), "action": action, "order": [now, step]}
         arm(ctx, rule.name, "deliver", later, payload)
         return  # it counts as sent (for goals) when it goes out
     if kind in _SEND_KINDS:

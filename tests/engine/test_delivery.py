@@ -491,3 +491,80 @@ end
     sent = [(a["contact_id"], a["template"], a["at"]) for a in r.actions()]
     assert sent == [("c1", "night", at("08:00", day=21)), ("c2", "late", at("09:00", day=21))]
     assert [(a["contact_id"], a["template"]) for a in r.suppressed("capped")] == [("c1", "late")]
+
+
+def test_sends_deferred_to_one_instant_go_out_as_they_were_decided(replay: Replay) -> None:
+    rules = """
+policy quiet hours 21:00-08:00
+
+rule evening
+    when ping
+    then
+        send email "first"
+        send sms "second"
+        send email "third"
+end
+"""
+    r = replay(
+        rules,
+        [
+            _contact(),
+            ev("e1", "ping", "c1", at("22:00")),
+            ev("e2", "ping", "c1", at("23:00")),
+        ],
+        "--until",
+        at("12:00", day=21),
+    )
+    assert [(a["template"], a["at"]) for a in r.actions()] == [
+        (template, at("08:00", day=21))
+        for _ in ("e1", "e2")
+        for template in ("first", "second", "third")
+    ]
+    assert len({a["id"] for a in r.actions()}) == 6
+
+
+def test_a_suppressed_action_is_traced_at_when_it_would_have_been_due(replay: Replay) -> None:
+    rules = """
+policy quiet hours 21:00-08:00
+policy sms limit 1 per 1d
+
+rule evening
+    when ping
+    then
+        send sms "kept"
+        send sms "capped"
+        send email "unconsented"
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), phone="+1", consent_sms=True, email="a@x.se"),
+            ev("e1", "ping", "c1", at("22:00")),
+        ],
+        "--trace",
+        "--until",
+        at("12:00", day=21),
+    )
+    morning = at("08:00", day=21)
+    assert [(a["template"], a["at"]) for a in r.actions()] == [("kept", morning)]
+    assert [(x["template"], x["suppressed"], x["at"]) for x in r.suppressed()] == [
+        ("capped", "capped", morning),
+        ("unconsented", "no_consent", morning),
+    ]
+
+
+def test_contacts_whose_events_share_an_id_get_actions_of_their_own(replay: Replay) -> None:
+    rules = """
+rule hello
+    when ping
+    then
+        send webhook "crm"
+end
+"""
+    r = replay(
+        rules, [ev("same", "ping", "c1", at("10:00")), ev("same", "ping", "c2", at("10:00"))]
+    )
+    actions = r.actions()
+    assert [a["contact_id"] for a in actions] == ["c1", "c2"]
+    assert actions[0]["id"] != actions[1]["id"]
