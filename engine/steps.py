@@ -260,7 +260,7 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
         if to is None and reason is None:
             reason = "no_address"
     action.data = _data(ctx, step.data, f.b)
-    _deliver(engine, ctx, rule, action, reason, step.index)
+    _deliver(engine, ctx, rule, action, reason, step=step.index)
 
 
 def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> None:
@@ -271,7 +271,7 @@ def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> 
     reason = None
     if step.add and ctx.traits.get("consent_ads") is not True:
         reason = "no_consent"
-    _deliver(engine, ctx, rule, action, reason, step.index)
+    _deliver(engine, ctx, rule, action, reason, step=step.index)
 
 
 def _show(engine: Engine, ctx: Context, f: Firing, step: Show) -> None:
@@ -279,11 +279,11 @@ def _show(engine: Engine, ctx: Context, f: Firing, step: Show) -> None:
     aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, "show", ctx.at, content=step.content)
     action.slot = step.slot
-    _deliver(engine, ctx, rule, action, None, step.index)
+    _deliver(engine, ctx, rule, action, None, step=step.index)
 
 
 def _deliver(
-    engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None, step: int
+    engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None, *, step: int
 ) -> None:
     """Apply the channel cap and quiet hours to an action (of the rule's step `step`);
     `reason` is set when consent or the address already failed."""
