@@ -7,7 +7,7 @@ passed (an expectation with a later `at` still sees its time). An `identify` eve
 `anonymous_id` entry, if any, names the anonymous contact to merge.
 
 An expectation without `at` written between two events is checked right after the first of
-them, on what has happened so far.
+them, on what has happened so far (a failing one's report says so).
 
 Expectations: an action matches on kind, target (template, endpoint, audience or content),
 contact and exact `at` when given, and data containing the given entries. Suppressed actions
@@ -45,6 +45,7 @@ _NO_BINDINGS: dict[str, Any] = {}
 class Failure:
     expectation: ExpectAction | ExpectContact | None  # None: the test itself broke
     detail: str | None = None  # what the contact was, or the error
+    checked: str | None = None  # when an expectation between events was checked
 
 
 @dataclass(slots=True)
@@ -127,12 +128,13 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
         take(await runner.advance(t if inclusive else _before(t)))
 
     for x in at_position.get(-1, ()):
-        await _check(store, x, events[0].ts, result)
+        await _check(store, x, events[0].ts, result, "before the first event")
     for i, event in enumerate(events):
         await run_until(event.ts, inclusive=False)
         take(await runner.process([event]))
         for x in at_position.get(i, ()):
-            await _check(store, x, event.ts, result)
+            when = f"at {format_time(event.ts)}, right after the event of line {lines[i]}"
+            await _check(store, x, event.ts, result, when)
     last = events[-1].ts if events else 0.0
     end = max([last + HORIZON, *(x.at or 0.0 for x in case.expects)])
     while True:
@@ -153,12 +155,20 @@ def _before(t: float) -> float:
 
 
 async def _check(
-    store: MemoryStore, x: ExpectAction | ExpectContact, now: float, result: TestResult
+    store: MemoryStore,
+    x: ExpectAction | ExpectContact,
+    now: float,
+    result: TestResult,
+    checked: str | None = None,
 ) -> None:
+    """Check `x` now; `checked` says when, for an expectation between events."""
+    failed = len(result.failures)
     if isinstance(x, ExpectContact):
         await _check_contact(store, x, now, result)
     elif not _action_expectation_holds(x, result.actions):
         result.failures.append(Failure(x))
+    if checked is not None and len(result.failures) > failed:
+        result.failures[-1].checked = checked
 
 
 def _given(case: TestCase) -> list[ContactState]:
@@ -242,13 +252,15 @@ def format_report(results: list[TestResult]) -> str:
     for r in results:
         origin = r.case.origin
         if r.passed:
-            lines.append(f"ok   {origin.path}: {r.case.name}")
+            lines.append(f"ok   {origin.path}:{origin.line}: {r.case.name}")
             continue
         lines.append(f"FAIL {origin.path}:{origin.line}: {r.case.name}")
         for failure in r.failures:
             x = failure.expectation
             if x is not None:
                 lines.append(f"    {x.origin.path}:{x.origin.line}: {x.text}")
+            if failure.checked is not None:
+                lines.append(f"        checked {failure.checked}")
             if failure.detail is not None:
                 lines.append(f"        {failure.detail}")
         if r.actions:

@@ -72,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(render_json(diagnostics))
     else:
         sys.stdout.write(render_texts(diagnostics, _with_other_sources(diagnostics, sources)))
+    sys.stdout.flush()  # the diagnostics, whole, before the summary (`2>&1` keeps them apart)
     rules = 0 if checked is None else sum(isinstance(d, ast.Rule) for d in checked.ruleset.decls())
     print(summary(paths, diagnostics, len(result.sources), rules), file=sys.stderr)
     return 1 if errors else 0

@@ -5,7 +5,7 @@
 
 One line per test (`ok` or `FAIL` with its place); under a failure, each failing expectation
 as written and every action the test gave. The last line counts them. Exit 1 if any test
-failed or the ruleset fails the check.
+failed or the ruleset fails the check; a ruleset without tests passes, with a note on stderr.
 """
 
 from __future__ import annotations
@@ -31,5 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if ruleset is None:
         return 1
     results = run_tests(ruleset)
+    if not results:
+        where = " ".join(args.paths) or DEFAULT_RULES
+        print(f"nudge test: no `test` blocks in {where}", file=sys.stderr)
     sys.stdout.write(format_report(results))
     return 0 if all(r.passed for r in results) else 1

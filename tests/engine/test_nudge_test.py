@@ -73,6 +73,13 @@ test "nothing happens"
     at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
     expect c1 email "cart_reminder"
 end
+
+test "checked between events"
+    given contact c1 { email: "ann@example.se", consent_email: true }
+    at 2026-11-20T10:00:00Z c1 cart_updated { cart_id: "k1", value: 120 }
+    expect c1 email "cart_reminder"
+    at 2026-11-20T12:00:00Z c1 page_viewed { path: "/" }
+end
 """
 
 NudgeTest = Callable[[str], RanTests]
@@ -82,11 +89,12 @@ def test_passing_tests(nudge_test: NudgeTest) -> None:
     t = nudge_test(RULES + PASSING)
     assert t.code == 0
     path = str(t.path)
+    first = RULES.count("\n") + 2  # `test` lines, counted from 1
     assert t.stdout == (
-        f"ok   {path}: cart reminder one hour after an abandoned cart\n"
-        f"ok   {path}: deferred to the morning in the contact's zone\n"
-        f"ok   {path}: expectations between events see what happened so far\n"
-        f"ok   {path}: timers keep firing after the last event\n"
+        f"ok   {path}:{first}: cart reminder one hour after an abandoned cart\n"
+        f"ok   {path}:{first + 8}: deferred to the morning in the contact's zone\n"
+        f"ok   {path}:{first + 14}: expectations between events see what happened so far\n"
+        f"ok   {path}:{first + 24}: timers keep firing after the last event\n"
         "4 passed, 0 failed\n"
     )
 
@@ -114,7 +122,12 @@ def test_failing_tests_report_each_failing_expectation_and_the_actions(
         f"FAIL {path}:{line + 9}: nothing happens\n"
         f'    {path}:{line + 12}: expect c1 email "cart_reminder"\n'
         "    no actions\n"
-        "4 passed, 2 failed\n"
+        f"FAIL {path}:{line + 15}: checked between events\n"
+        f'    {path}:{line + 18}: expect c1 email "cart_reminder"\n'
+        f"        checked at 2026-11-20T10:00:00Z, right after the event of line {line + 17}\n"
+        "    actions that happened:\n"
+        '        2026-11-20T11:00:00Z c1 email "cart_reminder" {"cart_id":"k1","value":120}\n'
+        "4 passed, 3 failed\n"
     )
 
 
@@ -163,3 +176,10 @@ def test_a_failing_test_shows_what_was_suppressed_and_why(nudge_test: NudgeTest)
         '        2026-11-20T10:00:00Z c1 audience_add "fans" (no_consent)',
         "0 passed, 1 failed",
     ]
+
+
+def test_a_ruleset_without_tests_passes_and_says_it_has_none(nudge_test: NudgeTest) -> None:
+    t = nudge_test(RULES)
+    assert t.code == 0
+    assert t.stdout == "0 passed, 0 failed\n"
+    assert f"no `test` blocks in {t.path}" in t.stderr
