@@ -190,10 +190,13 @@ def count_limited(ctx: Context, rule: Rule, n: int | None = None) -> None:
 
 def suppressed_preview(ctx: Context, f: Firing) -> None:
     """A limited firing under tracing: the actions it would have given before its first wait,
-    each suppressed `limited`. Nothing else runs."""
+    each suppressed `limited` (a `limited` record when it gives none). Nothing else runs."""
     count_limited(ctx, f.rule)
     rule = f.rule
     cid = ctx.state.contact_id
+    if not held_back(rule):
+        ctx.record("limited", rule.name, {"event_id": f.trigger_id})
+        return
     for step in rule.steps:
         if isinstance(step, Wait):
             return

@@ -116,6 +116,23 @@ end
     assert len(r.records("trait")) == 1  # a limited firing runs no steps
 
 
+def test_a_limited_firing_without_actions_is_traced(replay: Replay) -> None:
+    rules = """
+rule points
+    when ping
+    then
+        score += 1
+    limit 1 per 1h
+end
+"""
+    times = ["10:00", "10:20", "11:30"]
+    r = replay(rules, [ev(f"e{i}", "ping", "c1", at(t)) for i, t in enumerate(times)], "--trace")
+    assert [(x["rule"], x["at"], x["event_id"]) for x in r.records("limited")] == [
+        ("points", at("10:20"), "e1")
+    ]
+    assert [x["to"] for x in r.records("score")] == [1, 2]
+
+
 def test_once_means_once_ever(replay: Replay) -> None:
     rules = """
 rule hello
