@@ -41,7 +41,12 @@ _ALL: tuple[Code, ...] = (
         "misspelt keyword) get a note of their own. An unfinished condition (`where e.x ==` with "
         "nothing after it) is reported where it stops: a keyword such as `then` is never taken "
         "for the missing value. The rest of the file is still read, declaration by declaration, "
-        "so every broken declaration is reported in one run.",
+        "so every broken declaration is reported in one run. Within a rule's steps and clauses "
+        "and a test's lines, a broken line is set aside and the rest read on: later broken lines "
+        "and the errors the checker finds in the rest are reported too (its warnings wait for "
+        "the fix). Reading stops at a line that is fine on its own (the fault is before it, "
+        "say an unclosed `{`), and at faults outside those lines (a rule without `then`). "
+        "A name whose `let` or `segment` did not parse is not reported where it is used.",
         'rule welcome\n    when signed_up\n        send email "welcome_1"\nend\n',
     ),
     Code(

@@ -6,6 +6,7 @@ under the given folders (recursively, in path order) plus any files named direct
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ from .codes import diagnostic
 from .diagnostics import Diagnostic, error, sort_diagnostics
 from .parse import parse
 from .plan import RuleSet
-from .source import Source
+from .source import Source, Span
 
 __all__ = ["LoadResult", "find_rule_files", "load_ruleset", "load_sources"]
 
@@ -60,13 +61,30 @@ def load_sources(sources: Iterable[Source], *, compile_plan: bool = True) -> Loa
     source_map = {s.path: s for s in sources}
     files: list[ast.RuleFile] = []
     diagnostics: list[Diagnostic] = []
+    broken: list[Span] = []  # declarations kept despite a syntax error in them
+    lost: set[str] = set()  # names of constants and segments whose declarations did not parse
     for source in source_map.values():
         rule_file, syntax = parse(source)
         files.append(rule_file)
         diagnostics.extend(syntax)
+        if syntax:
+            broken.extend(
+                decl.span
+                for decl in rule_file.decls
+                if any(decl.span.start <= d.span.start < decl.span.end for d in syntax)
+            )
+            lost |= _names_declared(source.text) - _names_parsed(rule_file)
     syntax_tree = ast.Ruleset(tuple(files))
     checked = check(syntax_tree)
-    diagnostics.extend(checked.diagnostics)
+    # In a declaration with a broken statement set aside, errors stand, but warnings may be
+    # about what is missing (an `exit on` without the `wait` that did not parse): dropped.
+    # So are uses of a constant or segment whose declaration did not parse: fixing it fixes them.
+    diagnostics.extend(
+        d
+        for d in checked.diagnostics
+        if (d.is_error or not _inside(d.span, broken))
+        and not (d.code in _UNKNOWN_NAME and _text(source_map, d.span) in lost)
+    )
     diagnostics = sort_diagnostics(diagnostics)
     ruleset = None
     if compile_plan and not any(d.is_error for d in diagnostics):
@@ -110,3 +128,25 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
     if problems:
         result.ruleset = None
     return result
+
+
+def _inside(span: Span, spans: list[Span]) -> bool:
+    return any(s.path == span.path and s.start <= span.start < s.end for s in spans)
+
+
+_UNKNOWN_NAME = frozenset({"unknown-name", "unknown-segment"})
+_DECLARES_NAME = re.compile(r"^(?:let|segment)[ \t]+(\w+)", re.MULTILINE)
+
+
+def _names_declared(text: str) -> set[str]:
+    """The names `let` and `segment` lines of a file declare, as written (parsed or not)."""
+    return set(_DECLARES_NAME.findall(text))
+
+
+def _names_parsed(rule_file: ast.RuleFile) -> set[str]:
+    return {d.name.value for d in rule_file.decls if isinstance(d, ast.Let | ast.Segment)}
+
+
+def _text(sources: dict[str, Source], span: Span) -> str:
+    source = sources.get(span.path)
+    return "" if source is None else source.text[span.start : span.end]

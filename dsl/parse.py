@@ -538,6 +538,14 @@ _GROUPS: tuple[tuple[frozenset[str], str, frozenset[str]], ...] = (
         frozenset({"GIVEN", "AT", "EXPECT"}),
     ),
     (
+        frozenset({"HEAD", "NUMBER", "STRING", "LPAR", "TRUE"}),
+        "an expression",
+        frozenset(
+            {"COUNT", "DURATION", "FALSE", "HEAD", "LBRACE", "LPAR", "LSQB", "MINUS", "NOT"}
+            | {"NOW", "NULL", "NUMBER", "STRING", "TRUE"}
+        ),
+    ),
+    (
         frozenset({"COMPARE_OP", "ADD_OP"}),
         "an operator",
         frozenset({"COMPARE_OP", "ADD_OP", "MUL_OP", "AND", "OR", "IS_NULL", "IS_NOT_NULL"}),
@@ -608,10 +616,13 @@ def _token_span(source: Source, token: Token, offset: int) -> Span:
 
 def _declaration_at(source: Source, offset: int) -> str:
     """`the rule `welcome`` for the declaration that starts at `offset`, or `this declaration`."""
-    found = re.match(r"\s*(rule|test)\s+(\w+|\"[^\"\n]*\")", source.text[offset:])
+    found = re.match(
+        r"\s*(rule|test|let|segment)\s+(\w+|\"[^\"\n]*\")", source.text[offset : offset + 300]
+    )
     if found is None:
         return "this declaration"
     kind, name = found.groups()
+    kind = "constant" if kind == "let" else kind
     return f"the {kind} {name}" if name.startswith('"') else f"the {kind} `{name}`"
 
 
@@ -632,8 +643,9 @@ def _unexpected_token(
                 span,
                 label or "every rule and test ends with `end`",
             )
+        ends = "file" if not source.text[end_of_text:].strip() else _declaration_at(source, offset)
         return error(
-            "syntax", f"unexpected end of file; expected {_expected_text(expected)}", span, label
+            "syntax", f"unexpected end of {ends}; expected {_expected_text(expected)}", span, label
         )
     span = _token_span(source, token, offset)
     text = str(token)
@@ -893,13 +905,121 @@ def _comments(source: Source) -> tuple[ast.Comment, ...]:
     )
 
 
+# The words that start a line of a rule's body (steps, clauses, `end`) or of a test.
+_STATEMENT_WORDS = frozenset(
+    {
+        "send", "audience", "show", "set", "unset", "score", "emit", "wait", "stop",
+        "exit", "limit", "once", "quiet", "no", "priority", "goal", "end",
+        "given", "at", "expect",
+    }
+)  # fmt: skip
+_FIRST_WORD = re.compile(r"[ \t]*([A-Za-z_]\w*)")
+_THEN = re.compile(r"\bthen\b")
+# A statement alone, in a declaration of its own: does it parse without its context?
+_ALONE = {"rule": "rule r__ when e__ then\n{}\nend\n", "test": 'test "t__"\n{}\nend\n'}
+_MAX_RECOVERIES = 16
+
+
+def _masked(text: str) -> str:
+    """`text` with strings and comments blanked (same length), for finding keywords."""
+    return _STRING_OR_COMMENT.sub(lambda m: " " * len(m.group()), text)
+
+
+def _body_start(text: str, start: int, end: int) -> tuple[str, int] | None:
+    """(`rule` or `test`, where the lines of its body start) for the declaration in
+    `text[start:end]`: a rule's steps and clauses come on the lines after its `then`, a test's
+    lines after its first. None for other declarations, or a rule without `then`."""
+    kind = _FIRST_WORD.match(text, start)
+    if kind is None or kind.group(1) not in _ALONE:
+        return None
+    head = kind.group(1)
+    if head == "rule":
+        found = _THEN.search(_masked(text[start:end]))
+        if found is None:
+            return None
+        at = start + found.end()
+    else:
+        at = start
+    newline = text.find("\n", at, end)
+    return None if newline < 0 else (head, newline + 1)
+
+
+def _statement_end(text: str, line_start: int, end: int) -> int:
+    """Where the statement on the line at `line_start` ends: before the next line that starts
+    with a statement word (or a misspelling of one), or at `end`."""
+    at = text.find("\n", line_start, end)
+    while 0 <= at < end:
+        following = at + 1
+        word = _FIRST_WORD.match(text, following, end)
+        if word is not None and (
+            word.group(1) in _STATEMENT_WORDS
+            or (  # a misspelt one, not another keyword (`with`, `and` ...) going on a line
+                word.group(1) not in _keywords().values()
+                and did_you_mean(word.group(1), _STATEMENT_WORDS) is not None
+            )
+        ):
+            return following
+        at = text.find("\n", following, end)
+    return end
+
+
+def _recover(
+    source: Source, start: int, end: int, first: Diagnostic
+) -> tuple[list[ast.Decl], list[Diagnostic]]:
+    """After the first syntax error in a rule's body or a test: set the broken statement
+    aside (blanked, so positions hold) and parse on, for the errors after it and the
+    declaration without it (which the checker then checks too). A statement that parses on
+    its own is not the fault (an unclosed bracket before it is): recovery stops there, as it
+    does for errors outside a body, so that no error is reported that fixing one would not
+    leave."""
+    text = source.text
+    found: list[Diagnostic] = []
+    problem = first
+    for _ in range(_MAX_RECOVERIES):
+        body = _body_start(text, start, end)
+        at = problem.span.start
+        if body is None or at < body[1] or at >= end:
+            break
+        line_start = text.rfind("\n", 0, at) + 1
+        stop = _statement_end(text, line_start, end)
+        statement = text[line_start:stop]
+        word = _FIRST_WORD.match(statement)
+        if (word is not None and word.group(1) == "end") or _parses(
+            _ALONE[body[0]].format(statement)
+        ):
+            break
+        blanked = re.sub(r"[^\n]", " ", statement)
+        text = text[:line_start] + blanked + text[stop:]
+        decls, problem_or_none = _parse_piece(Source(source.path, text), start, end)
+        if problem_or_none is None:
+            return decls, found
+        problem = problem_or_none
+        if problem.span.start < stop:  # not further on: give up on this declaration
+            break
+        found.append(problem)
+    return [], found
+
+
+def _parses(text: str) -> bool:
+    try:
+        _parse_text(text)
+    except UnexpectedInput:
+        return False
+    except RecursionError:
+        return False
+    return True
+
+
 def parse(source: Source) -> tuple[ast.RuleFile, list[Diagnostic]]:
     """Parse one file. Always returns a `RuleFile` (of the declarations that parsed) and the
     syntax diagnostics; never raises for any input text.
 
     A file with a syntax error is cut into its top-level declarations (at lines starting with
     `rule`, `let`, `event ... {`, ...) and each is parsed on its own, so one run reports the first
-    error of every broken declaration and keeps the good ones.
+    error of every broken declaration and keeps the good ones. Within a rule's steps and clauses
+    and a test's lines, a broken statement is set aside and the declaration parsed on
+    (`_recover`): its later errors are reported too, and the rest of it is kept for the
+    checker. A declaration kept so holds a syntax error: it is never compiled.
     """
     whole = source.span(0, len(source.text))
     comments = _comments(source)
@@ -910,9 +1030,11 @@ def parse(source: Source) -> tuple[ast.RuleFile, list[Diagnostic]]:
     kept: list[ast.Decl] = []
     for start, end in _pieces(source.text):
         piece_decls, piece_problem = _parse_piece(source, start, end)
-        kept.extend(piece_decls)
         if piece_problem is not None:
             diagnostics.append(piece_problem)
+            piece_decls, more = _recover(source, start, end, piece_problem)
+            diagnostics.extend(more)
+        kept.extend(piece_decls)
     if not diagnostics:  # the pieces parse alone but not together: report the whole-file error
         diagnostics.append(problem)
     return ast.RuleFile(source.path, tuple(kept), whole, comments), diagnostics

@@ -12,6 +12,7 @@ import pytest
 
 from nudge.cli import main
 from nudge.dsl.check.context import KEYWORDS
+from nudge.dsl.load import load_sources
 from nudge.dsl.parse import parse
 from nudge.dsl.render import render_texts
 from nudge.dsl.source import Source
@@ -69,9 +70,13 @@ def test_an_unfinished_condition_is_reported_where_it_stops(head: str, message: 
 def test_no_clause_keyword_is_taken_for_an_operand(keyword: str) -> None:
     text = f"rule r\n    when go\n    then\n        score += contact.score *\n    {keyword}\n"
     _, diagnostics = parse(Source("r.rules", text))
-    assert [(d.span.line, d.message) for d in diagnostics] == [
-        (4, f"expected an expression after `*`, found `{keyword}`")
-    ]
+    first = diagnostics[0]
+    assert (first.span.line, first.message) == (
+        4,
+        f"expected an expression after `*`, found `{keyword}`",
+    )
+    # what follows (a clause cut short, the missing `end`) is reported past it
+    assert all(d.span.line == 5 for d in diagnostics[1:])
 
 
 def test_keywords_stay_field_names_after_a_dot() -> None:
@@ -118,4 +123,90 @@ def test_a_keyword_meant_as_a_value_does_not_hide_a_later_error() -> None:
     _, diagnostics = parse(Source("r.rules", text))
     assert [(d.span.line, d.message) for d in diagnostics] == [
         (6, "unexpected `sned` (did you mean `send`?)")
+    ]
+
+
+# ---------------------------------------------------------------------------- recovery
+
+RECOVERY = """\
+contact {
+    email: string,
+    plan: string,
+}
+
+rule r
+    when ping
+    then
+        set contact.paln = "x"
+        sed email "x"
+            with { a: 1 }
+        wait 1h
+    limt 1 per 1d
+    exit on pong
+end
+
+test "t"
+    at 2026-11-20T10:00:00 c1 ping
+    expect no email
+    expect c1 hass contact.plan == "x"
+end
+"""
+
+
+def _found(text: str) -> list[tuple[int, str, str]]:
+    result = load_sources([Source("r.rules", text)])
+    assert result.ruleset is None
+    return [(d.span.line, d.code, d.message.split(" (")[0]) for d in result.diagnostics]
+
+
+def test_after_a_broken_statement_the_rest_of_its_declaration_is_checked_too() -> None:
+    assert _found(RECOVERY) == [
+        (9, "unknown-field", "unknown field `paln` on contact"),
+        (10, "syntax", "unexpected `sed`"),
+        (13, "syntax", "unexpected `limt`"),
+        (
+            18,
+            "syntax",
+            "`2026-11-20T10:00:00` is not a timestamp: write a date, a time and an offset",
+        ),
+        (20, "syntax", "unexpected `contact`; expected a test line"),
+    ]
+
+
+def test_a_broken_statement_s_continuation_lines_go_with_it() -> None:
+    # `with { a: 1 }` on its own line belongs to the broken `sed` line: no error of its own.
+    assert 11 not in [line for line, _, _ in _found(RECOVERY)]
+
+
+def test_no_error_comes_of_a_statement_that_is_not_the_fault() -> None:
+    # The unclosed `{` is the fault; the `send` after it is fine on its own: one error.
+    text = 'rule r\n    when ping\n    then\n        send webhook "x" with { a: 1\n'
+    text += '        send webhook "y"\n        send webhook "z"\nend\n'
+    assert _found(text) == [(5, "syntax", "unexpected `send`; expected `,` or `}`")]
+
+
+def test_a_statement_cut_short_before_end_is_one_error() -> None:
+    text = "rule r\n    when ping\n    then\n        send webhook\nend\n"
+    assert [(line, code) for line, code, _ in _found(text)] == [(5, "syntax")]
+
+
+def test_a_rule_without_then_is_one_error() -> None:
+    text = 'rule r\n    when ping\n        send webhook "x"\n        send webhook "y"\nend\n'
+    found = _found(text)
+    assert [(line, code) for line, code, _ in found] == [(3, "syntax")]
+
+
+def test_warnings_about_what_was_set_aside_are_not_given() -> None:
+    # Without its `wait` (misspelt), the rule's `exit on` would look useless.
+    text = 'rule r\n    when ping\n    then\n        wiat 1h\n        send webhook "x"\n'
+    text += "    exit on pong\nend\n"
+    assert _found(text) == [(4, "syntax", "unexpected `wiat`")]
+
+
+def test_uses_of_a_declaration_that_did_not_parse_are_not_errors_of_their_own() -> None:
+    text = "let lim = 1 +\n\nsegment vip = contact.x ==\n\n"
+    text += 'rule r\n    when ping\n    if lim > 1 and contact in vip\n    then\n        send webhook "x"\nend\n'
+    assert _found(text) == [
+        (1, "syntax", "unexpected end of the constant `lim`; expected an expression"),
+        (3, "syntax", "unexpected end of the segment `vip`; expected an expression"),
     ]
