@@ -101,6 +101,11 @@ _HEAD_TERMINAL = re.compile(r"^HEAD: .*$", re.MULTILINE)
 # ---------------------------------------------------------------------------- transformer
 
 
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+_COMMENT = re.compile(r"#[^\n]*")
+_INT64 = range(-(2**63), 2**63)
+
+
 def _unquote(text: str) -> str:
     body = text[1:-1]
     if "\\" not in body:
@@ -112,13 +117,18 @@ def _unquote(text: str) -> str:
         ch = body[i]
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
-            if (
-                nxt == "u"
-                and i + 5 < len(body) + 0
-                and re.fullmatch(r"[0-9a-fA-F]{4}", body[i + 2 : i + 6])
-            ):
-                out.append(chr(int(body[i + 2 : i + 6], 16)))
+            if nxt == "u" and _HEX4.fullmatch(body, i + 2, i + 6):
+                code = int(body[i + 2 : i + 6], 16)
                 i += 6
+                if 0xD800 <= code < 0xDC00:  # a surrogate pair, as JSON writes 😀: \ud83d\ude00
+                    low = _HEX4.fullmatch(body, i + 2, i + 6) if body[i : i + 2] == "\\u" else None
+                    low_code = int(low.group(), 16) if low is not None else 0
+                    if 0xDC00 <= low_code < 0xE000:
+                        code = 0x10000 + ((code - 0xD800) << 10) + (low_code - 0xDC00)
+                        i += 6
+                if 0xD800 <= code < 0xE000:  # half a pair: no character; JSON out cannot hold it
+                    code = 0xFFFD
+                out.append(chr(code))
                 continue
             out.append(escapes.get(nxt, "\\" + nxt))
             i += 2
@@ -418,7 +428,7 @@ class _Build(Transformer[Token, Any]):
     @v_args(meta=True)
     def compare(self, meta: Meta, children: list[Any]) -> ast.Expr:
         left, op_token, right = children
-        op = " ".join(str(op_token).split())  # `not   in` -> `not in`
+        op = " ".join(_COMMENT.sub(" ", str(op_token)).split())  # `not   in` -> `not in`
         span = self._span(meta)
         if (
             op in ("in", "not in")
@@ -496,6 +506,8 @@ class _Build(Transformer[Token, Any]):
     def number(self, meta: Meta, children: list[Token]) -> ast.Literal:
         text = str(children[0])
         value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        if type(value) is int and value not in _INT64:  # as arithmetic past 64 bits: a float
+            value = float(value)
         return ast.Literal(value, self._span(meta))
 
     @v_args(meta=True)
@@ -719,7 +731,7 @@ def _keyword_as_operand(
         span = _token_span(source, token, offset)
         return error("syntax", f"unexpected `{text}`; expected {what}", span, label)
     what = "a condition" if previous.type in _CONDITION_BEFORE else "an expression"
-    after = " ".join(str(previous).split())  # `not   in` -> `not in`
+    after = " ".join(_COMMENT.sub(" ", str(previous)).split())  # `not   in` -> `not in`
     end = previous.end_pos + offset
     return error(
         "syntax",

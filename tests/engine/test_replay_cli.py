@@ -255,3 +255,18 @@ def test_events_far_out_of_order_run_late_and_are_counted(tmp_path: Path) -> Non
     assert sorted(got) == sorted(order)
     assert "came more than 2 events late" in summary
     assert replay.late == 1
+
+
+def test_literals_json_cannot_hold_as_written_still_go_out(replay: Replay) -> None:
+    rules = r"""
+rule big
+    when ping
+    then
+        set contact.big = 99999999999999999999
+        send webhook "w" with { n: 99999999999999999999, smile: "\ud83d\ude00", half: "\ud83d" }
+end
+"""
+    r = replay(rules, [ev("e1", "ping", "c1", at("10:00"))], "--trace")
+    (action,) = r.actions()
+    assert action["data"] == {"n": 1e20, "smile": "\U0001f600", "half": "\ufffd"}
+    assert [x["to"] for x in r.records("trait")] == [1e20]

@@ -74,6 +74,21 @@ def test_comments_are_kept_in_order() -> None:
     assert [c.text for c in rule_file.comments] == [" one", " two"]
 
 
+def test_comments_may_come_between_the_words_of_an_operator() -> None:
+    def tree(text: str) -> str:
+        rule_file, diagnostics = parse(Source("x.rules", text))
+        assert diagnostics == []
+        return dump(rule_file.decls)
+
+    layout = (
+        "rule r when a {0} followed {0} by b within 1h\n"
+        "if contact.x is {0} not {0} null and contact.y is {0} null and contact.z not {0} in [1]\n"
+        "then score += 1 end\n"
+    )
+    assert tree(layout.format("# note\n")) == tree(layout.format("\n"))
+    assert "NotFollowedBy" in tree(layout.format("# note\n").replace("when a", "when a not"))
+
+
 def test_every_broken_declaration_is_reported_and_good_ones_kept() -> None:
     text = (
         'rule a when e send email "t" end\n'
