@@ -929,6 +929,7 @@ _FIRST_WORD = re.compile(r"[ \t]*([A-Za-z_]\w*)")
 _THEN = re.compile(r"\bthen\b")
 # A statement alone, in a declaration of its own: does it parse without its context?
 _ALONE = {"rule": "rule r__ when e__ then\n{}\nend\n", "test": 'test "t__"\n{}\nend\n'}
+_IF_ALONE = "rule r__ when e__\n{}\nthen\nend\n"
 _MAX_RECOVERIES = 16
 
 
@@ -956,15 +957,15 @@ def _body_start(text: str, start: int, end: int) -> tuple[str, int] | None:
     return None if newline < 0 else (head, newline + 1)
 
 
-def _statement_end(text: str, line_start: int, end: int) -> int:
+def _statement_end(text: str, line_start: int, end: int, words: frozenset[str]) -> int:
     """Where the statement on the line at `line_start` ends: before the next line that starts
-    with a statement word (or a misspelling of one), or at `end`."""
+    with one of `words` (or a misspelling of a statement word), or at `end`."""
     at = text.find("\n", line_start, end)
     while 0 <= at < end:
         following = at + 1
         word = _FIRST_WORD.match(text, following, end)
         if word is not None and (
-            word.group(1) in _STATEMENT_WORDS
+            word.group(1) in words
             or (  # a misspelt one, not another keyword (`with`, `and` ...) going on a line
                 word.group(1) not in _keywords().values()
                 and did_you_mean(word.group(1), _STATEMENT_WORDS) is not None
@@ -978,8 +979,8 @@ def _statement_end(text: str, line_start: int, end: int) -> int:
 def _recover(
     source: Source, start: int, end: int, first: Diagnostic
 ) -> tuple[list[ast.Decl], list[Diagnostic]]:
-    """After the first syntax error in a rule's body or a test: set the broken statement
-    aside (blanked, so positions hold) and parse on, for the errors after it and the
+    """After the first syntax error in a rule's body, its `if` line or a test: set the broken
+    statement aside (blanked, so positions hold) and parse on, for the errors after it and the
     declaration without it (which the checker then checks too). A statement that parses on
     its own is not the fault (an unclosed bracket before it is): recovery stops there, as it
     does for errors outside a body, so that no error is reported that fixing one would not
@@ -987,18 +988,33 @@ def _recover(
     text = source.text
     found: list[Diagnostic] = []
     problem = first
+    head = _FIRST_WORD.match(text, start)
     for _ in range(_MAX_RECOVERIES):
-        body = _body_start(text, start, end)
         at = problem.span.start
-        if body is None or at < body[1] or at >= end:
+        if at >= end:
             break
         line_start = text.rfind("\n", 0, at) + 1
-        stop = _statement_end(text, line_start, end)
+        first_word = _FIRST_WORD.match(text, line_start, end)
+        body = _body_start(text, start, end)
+        if body is not None and at >= body[1]:
+            alone = _ALONE[body[0]]
+            stop = _statement_end(text, line_start, end, _STATEMENT_WORDS)
+        elif (
+            head is not None
+            and head.group(1) == "rule"
+            and first_word is not None
+            and (first_word.group(1) == "if")
+        ):  # a rule's condition, on a line of its own: up to `then`
+            alone = _IF_ALONE
+            stop = _statement_end(text, line_start, end, _STATEMENT_WORDS | {"then"})
+            then = _THEN.search(_masked(text[line_start:stop]))
+            if then is not None:
+                stop = line_start + then.start()
+        else:
+            break
         statement = text[line_start:stop]
         word = _FIRST_WORD.match(statement)
-        if (word is not None and word.group(1) == "end") or _parses(
-            _ALONE[body[0]].format(statement)
-        ):
+        if (word is not None and word.group(1) == "end") or _parses(alone.format(statement)):
             break
         blanked = re.sub(r"[^\n]", " ", statement)
         text = text[:line_start] + blanked + text[stop:]

@@ -185,6 +185,18 @@ def test_no_error_comes_of_a_statement_that_is_not_the_fault() -> None:
     assert _found(text) == [(5, "syntax", "unexpected `send`; expected `,` or `}`")]
 
 
+def test_a_broken_condition_line_is_set_aside_too() -> None:
+    text = "rule r\n    when ping\n    if event.x = 1\n    then\n"
+    text += '        send webhook "w" with { a: 1 + }\nend\n\n'
+    text += 'rule r2\n    when ping\n    if event.x = 1 then\n        sed webhook "w"\nend\n'
+    assert [(line, code) for line, code, _ in _found(text)] == [
+        (3, "syntax"),
+        (5, "syntax"),
+        (10, "syntax"),
+        (11, "syntax"),
+    ]
+
+
 def test_a_statement_cut_short_before_end_is_one_error() -> None:
     text = "rule r\n    when ping\n    then\n        send webhook\nend\n"
     assert [(line, code) for line, code, _ in _found(text)] == [(5, "syntax")]
