@@ -219,9 +219,12 @@ _ALL: tuple[Code, ...] = (
     Code(
         "shadowed-name",
         E,
-        "an alias hides a constant",
+        "an alias or event type hides a constant",
         "An alias (`as x`) must not reuse the name of a `let` constant: inside the rule the name "
-        "would mean the event, and the constant could no longer be reached.",
+        "would mean the event, and the constant could no longer be reached. Neither may the type "
+        "of an event the rule matches (`when nordic` with `let nordic = ...`): rename the constant. "
+        "(An event type named `contact` is fine: in the rule, `contact` is the contact, and the "
+        "event is `event` or its alias.)",
         'let cart = "k1"\n\nrule r\n    when cart_updated as cart\n    then\n'
         "        score += 1\nend\n",
     ),

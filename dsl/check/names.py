@@ -271,6 +271,18 @@ def _aliases(rule: ast.Rule, ctx: Context) -> list[Diagnostic]:
                     "choose another alias",
                 )
             )
+        typ = match.event
+        if typ.value in ctx.lets:
+            out.append(
+                diagnostic(
+                    "shadowed-name",
+                    f"the event type `{typ.value}` hides the constant `{typ.value}` in this rule",
+                    typ.span,
+                    "",
+                    f"the constant is declared at {ctx.lets[typ.value].name.span}; "
+                    "rename the constant (the rule reaches the event as `event` or an alias)",
+                )
+            )
     if len(matches) == 2:
         first, second = matches
         names_first = {first.event.value, first.binding}

@@ -103,7 +103,7 @@ def count_scope(count: ast.Count, outer: Scope) -> Scope:
     hidden = {name: why for name in outer.bindings if name != event}
     return Scope(
         f"`count({event} ...)`",
-        {event: binding},
+        {} if event == "contact" else {event: binding},
         binding,
         contact=True,
         constant=False,
@@ -116,10 +116,19 @@ def count_scope(count: ast.Count, outer: Scope) -> Scope:
 
 def _bind(match: ast.EventMatch, *, alias: bool = True) -> dict[str, Binding]:
     binding = Binding(match.event.value, match)
-    names = {match.event.value: binding}
+    # An event type named `contact` is not bound by its name: `contact` means the contact.
+    names = {} if match.event.value == "contact" else {match.event.value: binding}
     if alias and match.alias is not None:
         names[match.alias.value] = binding
     return names
+
+
+def _event_of(names: Mapping[str, Binding], match: ast.EventMatch) -> Binding:
+    """The binding `event` means for `match` (its type name may be unbound: `contact`)."""
+    found = names.get(match.event.value)
+    if found is None and match.alias is not None:
+        found = names.get(match.alias.value)
+    return found if found is not None else Binding(match.event.value, match)
 
 
 def _merge(*parts: Mapping[str, Binding]) -> dict[str, Binding]:
@@ -147,14 +156,14 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
     wheres: list[tuple[ast.EventMatch, Scope]] = []
     if isinstance(trigger, ast.OnEvent | ast.Repeated):
         names = _bind(trigger.match)
-        event = names[trigger.match.event.value]
+        event = _event_of(names, trigger.match)
         body = Scope(here, names, event)
         wheres.append((trigger.match, Scope(here, names, event)))
     elif isinstance(trigger, ast.FollowedBy | ast.NotFollowedBy):
         first = _bind(trigger.first)
         second = _bind(trigger.second)
-        first_event = first[trigger.first.event.value]
-        second_event = second[trigger.second.event.value]
+        first_event = _event_of(first, trigger.first)
+        second_event = _event_of(second, trigger.second)
         early = {
             n: "the first event's `where` is checked before the second event exists"
             for n in second
@@ -180,7 +189,7 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
             kind = "an `exit on`" if isinstance(clause, ast.ExitOn) else "a `goal`"
             why = f"the `where` of {kind} sees only its own event, the contact and constants"
             hidden = {n: why for n in (*body.bindings, *body.hidden) if n not in own}
-            event = own[clause.match.event.value]
+            event = _event_of(own, clause.match)
             clauses.append((clause.match, Scope(f"{kind} condition", own, event, hidden=hidden)))
     return RuleScopes(tuple(wheres), body, tuple(clauses))
 

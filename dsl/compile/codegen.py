@@ -48,7 +48,7 @@ WindowUse = Callable[[ast.Count, "FileUnit"], str]
 
 def _no_windows(count: ast.Count, unit: FileUnit) -> str:
     """A lone expression's window ids (no window is built for it)."""
-    return window_id(count.event.value, count.where, (count.event.value, "event"))
+    return window_id(count.event.value, count.where, {count.event.value, "event"} - {"contact"})
 
 
 class FileUnit:

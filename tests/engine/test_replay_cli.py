@@ -270,3 +270,22 @@ end
     (action,) = r.actions()
     assert action["data"] == {"n": 1e20, "smile": "\U0001f600", "half": "\ufffd"}
     assert [x["to"] for x in r.records("trait")] == [1e20]
+
+
+def test_an_event_type_named_contact_leaves_contact_the_contact(replay: Replay) -> None:
+    rules = """
+rule seen
+    when contact
+    if contact.email is not null
+    then
+        send webhook "w" with { trait: contact.k, property: event.k }
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), email="a@x.se", k=99),
+            ev("e1", "contact", "c1", at("10:00"), k=1),
+        ],
+    )
+    assert [a["data"] for a in r.actions()] == [{"trait": 99, "property": 1}]
