@@ -96,6 +96,8 @@ def assignable(target: str, value: str) -> bool:
 
 def arithmetic(op: str, a: str, b: str) -> str | None:
     """The type of `a op b`, or None when the operator does not apply."""
+    if op == "+" and "time" in (a, b) and "any" in (a, b):
+        return "time"  # a time plus anything that is not null is a time, or null
     if a in UNKNOWN or b in UNKNOWN:
         return "any"
     pair = (a, b)

@@ -275,6 +275,7 @@ _SIMPLE = (type(None), bool, int, float, str)
 
 # Types whose value is never ISO text: `x ± duration` of these is not a time in disguise.
 _NOT_TEXT = frozenset({"time", "number", "duration", "bool", "list", "object"})
+_NUMERIC = frozenset({"number", "duration"})
 
 
 def _is_simple(value: Any) -> bool:
@@ -357,13 +358,13 @@ class _Gen:
         return self.expr(expr)
 
     def shifted_time(self, expr: ast.Binary) -> py.expr | None:
-        """`x ± duration` with `x` of no known type (an undeclared field): a time when `x`
-        turns out to be ISO text, so its result leaves as ISO text too (`time_from`)."""
+        """`x ± duration` (or a number) with `x` of no known type (an undeclared field): a time
+        when `x` turns out to be ISO text, so its result leaves as ISO text too (`time_from`)."""
         types = self.unit.types
         left, right = types.get(id(expr.left)), types.get(id(expr.right))
-        if right == "duration" and left not in _NOT_TEXT:
+        if right in _NUMERIC and left not in _NOT_TEXT:
             source, other, source_first = expr.left, expr.right, True
-        elif expr.op == "+" and left == "duration" and right not in _NOT_TEXT:
+        elif expr.op == "+" and left in _NUMERIC and right not in _NOT_TEXT:
             source, other, source_first = expr.right, expr.left, False
         else:
             return None
@@ -532,6 +533,9 @@ class _Gen:
         op = expr.op
         if op in _MIRROR and self.unit.types and self.timed(expr):
             return self.time_compare(expr)
+        if op in ("in", "not in") and self.unit.types.get(id(expr.left)) == "time":
+            helper = "in_times" if op == "in" else "not_in_times"
+            return _call(helper, self.expr(expr.left), self.expr(expr.right))
         left = self.fold(expr.left)
         right = self.fold(expr.right)
         if left is not NOT_CONSTANT and op in _MIRROR and _is_simple(left):

@@ -42,6 +42,7 @@ __all__ = [
     "in_const",
     "in_list",
     "in_segment",
+    "in_times",
     "is_iso",
     "le",
     "length",
@@ -52,6 +53,7 @@ __all__ = [
     "ne",
     "neg",
     "not_in",
+    "not_in_times",
     "startswith",
     "sub",
     "time_from",
@@ -255,6 +257,24 @@ def not_in(a: Value, container: Value) -> bool:
     if a is None or container is None:
         return False
     return not in_list(a, container)
+
+
+def in_times(a: Value, container: Value) -> bool:
+    """`t in L` with `t` a time: membership by instant, ISO text on either side read as the
+    time it spells (`==` does the same); in a string, a substring."""
+    if a is None or container is None:
+        return False
+    if type(container) is list or type(container) is tuple:
+        t = as_time(a)
+        return any(_same(t, as_time(x)) for x in container)
+    return in_list(a, container)
+
+
+def not_in_times(a: Value, container: Value) -> bool:
+    """The negation of `in_times` for non-null operands; null is false."""
+    if a is None or container is None:
+        return False
+    return not in_times(a, container)
 
 
 class ConstSet:
@@ -517,6 +537,8 @@ NAMES: Final[Mapping[str, Any]] = {
     "ge": ge,
     "in_list": in_list,
     "not_in": not_in,
+    "in_times": in_times,
+    "not_in_times": not_in_times,
     "in_const": in_const,
     "contains": contains,
     "startswith": startswith,

@@ -289,3 +289,30 @@ end
         ],
     )
     assert [a["data"] for a in r.actions()] == [{"trait": 99, "property": 1}]
+
+
+def test_a_time_plus_a_number_of_undeclared_type_leaves_as_a_time(replay: Replay) -> None:
+    rules = """
+rule later
+    when ping
+    then
+        set contact.due = now + event.days * 1d
+        send webhook "w" with { due: event.timestamp + event.days * 1d, a: now + contact.n, b: contact.t + 5, n: contact.n + 5 }
+end
+"""
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), n=5, t=at("08:00")),
+            ev("e1", "ping", "c1", at("10:00"), days=2),
+        ],
+        "--trace",
+    )
+    (action,) = r.actions()
+    assert action["data"] == {
+        "due": at("10:00", day=22),
+        "a": at("10:00").replace(":00Z", ":05Z"),
+        "b": at("08:00").replace(":00Z", ":05Z"),
+        "n": 10,
+    }
+    assert [x["to"] for x in r.records("trait") if x["field"] == "due"] == [at("10:00", day=22)]
