@@ -45,7 +45,7 @@ class Source:
     @classmethod
     def from_path(cls, path: str | Path) -> Source:
         p = Path(path)
-        return cls(str(path), p.read_text(encoding="utf-8"))
+        return cls(str(path), p.read_text(encoding="utf-8-sig"))  # a leading BOM is no text
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """1-based line and column of a character offset."""

@@ -390,7 +390,9 @@ class _Types:
 
         def label(side: str = "both") -> str:
             shown = {"left": [(left, a)], "right": [(right, b)]}.get(side, [(left, a), (right, b)])
-            return ", ".join(f"{d} is {article(t)}" for d, t in shown if d is not None)
+            return ", ".join(
+                f"{d} is {article(t)}" for d, t in shown if d is not None and t not in UNKNOWN
+            )
 
         if op in ("==", "!="):
             if not comparable(a, b):
@@ -407,8 +409,9 @@ class _Types:
                 notes = []
                 if {a, b} == {"time", "duration"}:
                     notes.append("to compare an age, write `now - <time> > 30d`")
-                if a == b:
-                    message = f"`{op}` cannot order {a}s"
+                known = b if a in UNKNOWN else a if b in UNKNOWN else None
+                if a == b or known is not None:
+                    message = f"`{op}` cannot order {known or a}s"
                 else:
                     message = f"cannot compare {article(a)} with {article(b)}"
                 self.report("type-mismatch", message, expr, label(), *notes)

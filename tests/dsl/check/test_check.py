@@ -222,3 +222,22 @@ def test_given_traits_the_engine_reads_need_no_schema_field() -> None:
     assert [d.message for d in found] == [
         "contact has no field `frist_name` (did you mean `first_name`?)"
     ]
+
+
+def test_a_file_starting_with_a_byte_order_mark_reads_as_without(tmp_path: Path) -> None:
+    from nudge.dsl.load import load_ruleset
+
+    text = "rule r\n    when ping\n    then\n        score += 1\nend\n"
+    (tmp_path / "bom.rules").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    result = load_ruleset([tmp_path])
+    assert result.diagnostics == [] and result.ruleset is not None
+
+
+def test_ordering_something_of_unknown_type_against_a_bool_names_the_bool() -> None:
+    rule = "rule r\n    when ping where ping.b < true\n    then\n        score += 1\nend\n"
+    (found,) = checked(rule).diagnostics
+    assert (found.code, found.message, found.label) == (
+        "type-mismatch",
+        "`<` cannot order bools",
+        "`true` is a bool",
+    )
