@@ -166,6 +166,10 @@ class _Build(Transformer[Token, Any]):
         return ast.Name(str(children[0]), self._span(meta))
 
     @v_args(meta=True)
+    def digit_name(self, meta: Meta, children: list[Token]) -> ast.Name:
+        return ast.Name(str(children[0]), self._span(meta))
+
+    @v_args(meta=True)
     def head(self, meta: Meta, children: list[Token]) -> ast.Name:
         return ast.Name(str(children[0]), self._span(meta))
 
@@ -789,6 +793,7 @@ PARSE_EXAMPLES: dict[str, list[str]] = {
         'rule r when e send email "t" end',
         'rule r when e if contact.x send email "t" end',
         'rule r when e where e.x > 1 send email "t" end',
+        'rule r when e tehn send email "t" end',  # a word where `then` goes
     ],
     "every rule and test ends with `end`": [
         'rule r when e then send email "t"',

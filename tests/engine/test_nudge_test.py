@@ -183,3 +183,32 @@ def test_a_ruleset_without_tests_passes_and_says_it_has_none(nudge_test: NudgeTe
     assert t.code == 0
     assert t.stdout == "0 passed, 0 failed\n"
     assert f"no `test` blocks in {t.path}" in t.stderr
+
+
+def test_event_types_may_start_with_digits(nudge_test: NudgeTest) -> None:
+    t = nudge_test(
+        """
+event 2fa_enabled { method: string }
+
+rule secured
+    when 2fa_enabled where event.method == "app"
+    then
+        send webhook "w" with { n: count(2fa_enabled within 1d) }
+        emit 3d_secure_done { ok: true }
+end
+
+rule done
+    when 3d_secure_done
+    then
+        send webhook "done"
+end
+
+test "digits first"
+    at 2026-11-20T10:00:00Z c1 2fa_enabled { method: "app" }
+    expect webhook "w" with { n: 1 }
+    expect webhook "done"
+end
+"""
+    )
+    assert t.code == 0, t.stdout
+    assert t.stdout.endswith("1 passed, 0 failed\n")
