@@ -130,6 +130,61 @@ def trivial_agent(bootstrap: str, topic: str, group: str, expected: int, partiti
     worker.execute_from_commandline()
 
 
+# ----------------------------------------------------------------------------- the echo worker
+
+
+class EchoProcessor:
+    """The worker's faust app with no engine, no Redis: each probe's event is answered by an
+    action record as soon as its batch comes in (the floor of the latency phase on this broker:
+    faust's fetch and batching, a publish, and the way back)."""
+
+    def __init__(self, bootstrap: str, actions_topic: str) -> None:
+        self.bootstrap = bootstrap
+        self.actions_topic = actions_topic
+        self.producer: Any = None
+
+    async def submit(self, records: Sequence[tuple[int, bytes | None, bytes]]) -> Any:
+        if self.producer is None:
+            self.producer = await start_producer(self.bootstrap)
+        sent = []
+        for partition, _, value in records:
+            decoded = orjson.loads(value)
+            for event in decoded if isinstance(decoded, list) else [decoded]:
+                plan = (event.get("properties") or {}).get("plan")
+                if event.get("event") == "demo_requested" and plan is not None:
+                    body = orjson.dumps({"id": event["id"], "data": {"plan": plan}})
+                    sent.append(
+                        await self.producer.send(self.actions_topic, body, partition=partition)
+                    )
+        return asyncio.ensure_future(asyncio.gather(*sent))
+
+    async def tick(self) -> int:
+        return 0
+
+    async def revoke(self) -> None:
+        return None
+
+    async def assign(self, partitions: Any) -> None:
+        print(f"worker.assigned partitions={sorted(partitions)}", flush=True)
+
+
+def echo_worker(bootstrap: str, events: str, actions: str, app_id: str, partitions: int) -> None:
+    """`nudge worker`'s faust app (`build_app`, default options) around an `EchoProcessor`."""
+    from nudge.engine.stream import StreamOptions, build_app, run_app
+
+    options = StreamOptions(session_timeout=6, heartbeat_interval=1, rebalance_timeout=6)
+    processor: Any = EchoProcessor(bootstrap, actions)
+    app = build_app(
+        app_id=app_id,
+        bootstrap=bootstrap,
+        events_topic=events,
+        partitions=partitions,
+        processor=processor,
+        options=options,
+    )
+    run_app(app, asyncio.new_event_loop())
+
+
 # ----------------------------------------------------------------------------- shared pieces
 
 
@@ -253,6 +308,15 @@ class Deployment:
 
     def start_worker(self, logdir: Path) -> None:
         log = logdir / f"{self.prefix}-{len(self.workers)}.log"
+        if self.args.echo:
+            argv = [
+                sys.executable, __file__, "--echo-worker", self.bootstrap, self.events,
+                self.actions, self.prefix, str(self.args.partitions),
+            ]  # fmt: skip
+            with log.open("wb") as out:
+                process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, cwd=logdir)
+            self.workers.append((process, log))
+            return
         argv = [
             sys.executable, "-m", "nudge.cli", "worker",
             "--rules", str(self.args.rules),
@@ -702,6 +766,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--only-latency", action="store_true", help="skip the throughput phases")
     parser.add_argument(
+        "--echo",
+        action="store_true",
+        help="with --only-latency: time an echo worker (the worker's faust app answering each "
+        "probe at once, no engine, no Redis) instead: the floor on this broker",
+    )
+    parser.add_argument(
         "--only-full", action="store_true", help="only the one-worker throughput phase"
     )
     parser.add_argument(
@@ -712,6 +782,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
+    if args.echo and not (args.only_latency and args.latency_rate):
+        parser.error("--echo goes with --only-latency --latency-rate N")
     return args
 
 
@@ -719,5 +791,8 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--trivial-agent":
         b, t, g, n, p = sys.argv[2:7]
         trivial_agent(b, t, g, int(n), int(p))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--echo-worker":
+        b, ev, ac, g, p = sys.argv[2:7]
+        echo_worker(b, ev, ac, g, int(p))
     else:
         asyncio.run(main(parse_args(sys.argv[1:])))
