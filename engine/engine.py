@@ -112,7 +112,7 @@ class Engine:
         # Event types something reacts to; emitting any other would change nothing.
         self.listened = frozenset(
             t for t, p in self._plans.items() if p.windows or p.exits or p.goals or p.entries
-        )
+        ) | (_SPECIAL - {"identify"})  # these do something by themselves (consent, engagement)
         # Prune `seen` (checked every 64 new ids) once its oldest entry is this far past
         # the dedup window.
         self._seen_slack = max(dedup_seconds / 8, 60.0)

@@ -286,6 +286,42 @@ end
     assert [(x["field"], x["to"]) for x in r.records("trait")][-1] == ("consent_email", False)
 
 
+def test_emitted_unsubscribed_and_engagement_events_do_what_they_do(replay: Replay) -> None:
+    # No rule triggers on `unsubscribed` or `sms_clicked`: they act by themselves all the same.
+    rules = """
+rule opt_out
+    when quit
+    then
+        emit unsubscribed {}
+end
+
+rule texted
+    when tapped
+    then
+        emit sms_clicked {}
+end
+
+rule hello
+    when ping
+    then
+        send best "hello"
+end
+"""
+    consent = {"email": "a@x.se", "consent_email": True, "phone": "+1", "consent_sms": True}
+    r = replay(
+        rules,
+        [
+            identify("i1", "c1", at("09:00"), **consent),
+            identify("i2", "c2", at("09:00"), **consent),
+            ev("q1", "quit", "c1", at("10:00")),
+            ev("t1", "tapped", "c2", at("10:00")),
+            ev("p1", "ping", "c1", at("11:00")),
+            ev("p2", "ping", "c2", at("11:00")),
+        ],
+    )
+    assert [(a["contact_id"], a["kind"]) for a in r.actions()] == [("c1", "sms"), ("c2", "sms")]
+
+
 MERGE = """
 rule views
     when page_viewed
