@@ -41,7 +41,15 @@ from .events import Event
 from .merge import merge_contact
 from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, time_passed
 from .state import ContactState, Timer
-from .steps import Firing, change_trait, count_limited, held_back, run_steps, suppressed_preview
+from .steps import (
+    Firing,
+    change_trait,
+    count_limited,
+    held_back,
+    run_steps,
+    suppressed_preview,
+    withdrawn,
+)
 from .timers import arm_event_timer, cancel_rule_timers
 from .triggers import bind, run_triggers
 
@@ -58,6 +66,8 @@ _ENGAGEMENT = {
     "sms_replied": "sms",
 }
 _SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
+# The consent a deferred send still needs when it goes out (only email and sms are deferred).
+_CONSENT = {"email": "consent_email", "sms": "consent_sms"}
 _EXIT_CANCELS = ("wait", "deliver")
 
 
@@ -177,6 +187,10 @@ class Engine:
             ctx.segments_at = 0
         if timer.kind == "deliver":
             action = payload["action"]
+            if ctx.traits.get(_CONSENT[action.kind]) is not True:
+                # consent withdrawn while it waited for the end of quiet hours
+                withdrawn(ctx, action, timer.due, self.trace)
+                return d
             state.last_send[action.rule] = timer.due  # sent now, for goals
             d.actions.append(action)
             count_rule(d, action.rule, "sent")

@@ -335,6 +335,20 @@ def _deliver(
         ctx.d.trace.append(action)
 
 
+def withdrawn(ctx: Context, action: Action, due: float, trace: bool) -> None:
+    """A send deferred by quiet hours whose consent was withdrawn before it went out: it is
+    suppressed (`no_consent`) now, and no longer counts for its channel's cap."""
+    sent = ctx.state.sends.get(action.kind)
+    if sent and due in sent:
+        sent.remove(due)
+    counts = ctx.d.suppressed
+    counts["no_consent"] = counts.get("no_consent", 0) + 1
+    count_rule(ctx.d, action.rule, "suppressed:no_consent")
+    if trace:
+        action.suppressed = "no_consent"
+        ctx.d.trace.append(action)
+
+
 def change_trait(
     engine: Engine, ctx: Context, name: str, value: Any, *, rule: str | None, cause: str
 ) -> None:

@@ -585,3 +585,40 @@ end
     actions = r.actions()
     assert [a["contact_id"] for a in actions] == ["c1", "c2"]
     assert actions[0]["id"] != actions[1]["id"]
+
+
+def test_a_deferred_send_needs_consent_still_when_it_goes_out(replay: Replay) -> None:
+    rules = """
+policy quiet hours 21:00-08:00
+policy email limit 1 per 1d
+
+rule evening
+    when ping
+    then
+        send email "late"
+    no quiet hours
+end
+
+rule night
+    when pong
+    then
+        send email "deferred"
+end
+"""
+    r = replay(
+        rules,
+        [
+            _contact(),
+            ev("p1", "pong", "c1", at("22:00")),
+            {**ev("u1", "unsubscribed", "c1", at("23:00")), "origin": "connector"},
+            identify("i2", "c1", at("08:30", day=21), consent_email=True),  # again, later
+            ev("p2", "ping", "c1", at("09:00", day=21)),  # the cap was given back
+        ],
+        "--trace",
+        "--until",
+        at("12:00", day=21),
+    )
+    assert [(a["template"], a["at"]) for a in r.actions()] == [("late", at("09:00", day=21))]
+    assert [(x["template"], x["suppressed"], x["at"]) for x in r.suppressed()] == [
+        ("deferred", "no_consent", at("08:00", day=21))
+    ]
