@@ -43,6 +43,7 @@ from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, time_passed
 from .state import ContactState, Timer
 from .steps import (
     Firing,
+    given_trait_fits,
     change_trait,
     count_limited,
     held_back,
@@ -388,7 +389,8 @@ class Engine:
         if incoming:
             cause = e.id + "/identify"
             for key, value in incoming.items():
-                change_trait(self, ctx, key, value, rule=None, cause=cause)
+                if given_trait_fits(key, value):
+                    change_trait(self, ctx, key, value, rule=None, cause=cause)
 
     def _run_exits(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
         typ = e.type

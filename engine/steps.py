@@ -110,7 +110,8 @@ def _run_stop_if(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
 
 def _run_set(engine: Engine, ctx: Context, f: Firing, step: Any) -> bool:
     value = step.value(f.b, ctx.traits, ctx.now, ctx.state)
-    change_trait(engine, ctx, step.field, value, rule=f.rule.name, cause=_trait_cause(f, step))
+    if given_trait_fits(step.field, value):  # a score that is no number is not set, say
+        change_trait(engine, ctx, step.field, value, rule=f.rule.name, cause=_trait_cause(f, step))
     return False
 
 
@@ -333,6 +334,17 @@ def _deliver(
     count_rule(ctx.d, rule.name, "sent")
     if engine.trace:
         ctx.d.trace.append(action)
+
+
+def given_trait_fits(key: str, value: Any) -> bool:
+    """Whether a trait an `identify` (or a test's `given`) brings may be taken: `segments` is
+    the engine's alone (membership follows the segments' conditions), `score` must be a number
+    and `stage` a string; anything else goes."""
+    if key == "score":
+        return type(value) is int or type(value) is float
+    if key == "stage":
+        return type(value) is str
+    return key != "segments"
 
 
 def withdrawn(ctx: Context, action: Action, due: float, trace: bool) -> None:

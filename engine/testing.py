@@ -32,6 +32,7 @@ from .decision import Decision
 from .engine import Engine
 from .events import NOT_INBOUND_TYPES, Event, format_time, parse_time
 from .runner import Runner
+from .steps import given_trait_fits
 from .state import ContactState
 from .stores.memory import MemoryStore
 
@@ -179,7 +180,7 @@ def _given(case: TestCase) -> list[ContactState]:
     states = []
     for cid, traits in case.contacts.items():
         state = ContactState(cid)
-        state.traits.update(traits)
+        state.traits.update((k, v) for k, v in traits.items() if given_trait_fits(k, v))
         state.traits.setdefault("score", 0)
         state.traits.setdefault("stage", "prospect")
         state.traits.setdefault("segments", [])

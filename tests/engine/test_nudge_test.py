@@ -212,3 +212,46 @@ end
     )
     assert t.code == 0, t.stdout
     assert t.stdout.endswith("1 passed, 0 failed\n")
+
+
+def test_identify_and_given_cannot_set_what_only_the_engine_keeps(nudge_test: NudgeTest) -> None:
+    t = nudge_test(
+        """
+segment vip = contact.spent > 100
+
+rule entered_vip
+    when entered vip
+    then
+        send webhook "entered"
+end
+
+rule left_vip
+    when left vip
+    then
+        send webhook "left"
+end
+
+test "segments follow the condition, whatever an identify says"
+    at 2026-11-20T10:00:00Z c1 identify { spent: 200, segments: ["vip"] }
+    expect c1 webhook "entered"
+    at 2026-11-20T11:00:00Z c1 identify { segments: [] }
+    expect c1 has contact in vip
+    at 2026-11-20T11:00:00Z c2 identify { segments: ["vip"] }
+    expect no webhook "left"
+end
+
+test "a given segments list is not membership"
+    given contact c3 { segments: ["vip"] }
+    at 2026-11-20T10:00:00Z c3 view { }
+    expect no webhook "left"
+end
+
+test "score stays a number and stage a string"
+    at 2026-11-20T10:00:00Z c1 identify { score: "zz", stage: 5 }
+    expect c1 has contact.score == 0 and contact.stage == "prospect"
+    at 2026-11-20T11:00:00Z c1 identify { score: 7, stage: "lead" }
+    expect c1 has contact.score == 7 and contact.stage == "lead"
+end
+"""
+    )
+    assert t.code == 0, t.stdout
