@@ -43,9 +43,9 @@ from .segments import SEGMENT_CHECK, SegmentClock, reevaluate, time_passed
 from .state import ContactState, Timer
 from .steps import (
     Firing,
-    given_trait_fits,
     change_trait,
     count_limited,
+    given_trait_fits,
     held_back,
     run_steps,
     suppressed_preview,

@@ -32,8 +32,8 @@ from .decision import Decision
 from .engine import Engine
 from .events import NOT_INBOUND_TYPES, Event, format_time, parse_time
 from .runner import Runner
-from .steps import given_trait_fits
 from .state import ContactState
+from .steps import given_trait_fits
 from .stores.memory import MemoryStore
 
 __all__ = ["Failure", "TestResult", "format_report", "run_test", "run_tests"]
