@@ -373,11 +373,18 @@ class Engine:
             and merge_from.merged_into is None
         ):
             before = (traits.get("score"), traits.get("stage"))
+            earlier = dict(traits) if self.trace else None
             moved = merge_contact(state, merge_from, known_is_new=was_new)
             ctx.d.timers.extend(moved)
             ctx.changes += 1
-            if self.trace:
+            if earlier is not None:
                 ctx.record("merge", None, {"from": merge_from.contact_id})
+                for name in sorted(traits.keys() | earlier.keys()):  # score, stage: below
+                    old, new = earlier.get(name), traits.get(name)
+                    if name not in ("score", "stage") and (
+                        old != new or type(old) is not type(new)
+                    ):
+                        ctx.record("trait", None, {"field": name, "from": old, "to": new})
             after = (traits.get("score"), traits.get("stage"))
             if after != before:
                 # Report the merged score and stage as changes, like any other.

@@ -369,6 +369,18 @@ def test_identify_merges_the_anonymous_contact(replay: Replay) -> None:
     assert scores == [("a-7", 1), ("a-7", 2), ("c-42", 2), ("c-42", 3), ("c-42", 4)]
     (merge,) = r.records("merge")
     assert (merge["contact_id"], merge["from"]) == ("c-42", "a-7")
+    # the traits the merge brought, then the identify's own
+    moved = [
+        (x["field"], x["from"], x["to"])
+        for x in r.records("trait")
+        if x["contact_id"] == "c-42" and x["at"] == at("10:20")
+    ]
+    assert moved[: len(moved) - 2] == [
+        ("country", None, "SE"),
+        ("first_seen", at("10:20"), at("09:00")),  # the visitor was seen first
+        ("utm", None, "ads"),
+    ]
+    assert moved[-2:] == [("email", None, "ann@x.se"), ("country", "SE", "NO")]
 
 
 def test_merged_traits_the_known_contact_wins_and_identify_wins_over_both(
