@@ -44,6 +44,7 @@ from .events import (
     format_time,
     iter_jsonl,
     kind_of,
+    not_json,
     parse_record,
 )
 from .sink import EventSink
@@ -104,7 +105,7 @@ def parse_segment(body: bytes, kind: str, received_at: str) -> Items:
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        return [Rejected("not_json", f"not valid JSON: {exc}", body[:MAX_EVENT_BYTES])]
+        return [not_json(exc, body)]
     if kind != "batch":
         return [_segment_message(obj, kind, received_at)]
     batch = obj.get("batch") if type(obj) is dict else None

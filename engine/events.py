@@ -52,6 +52,7 @@ __all__ = [
     "event_from_dict",
     "format_time",
     "iter_jsonl",
+    "not_json",
     "parse_event",
     "parse_record",
     "parse_time",
@@ -153,13 +154,14 @@ class Rejected:
     reason: str
     detail: str
     raw: bytes
+    line: int | None = None  # in a file of JSON lines (`iter_jsonl`), counted from 1
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "reason": self.reason,
-            "detail": self.detail,
-            "raw": self.raw.decode("utf-8", "replace"),
-        }
+        out: dict[str, Any] = {"reason": self.reason, "detail": self.detail}
+        if self.line is not None:
+            out["line"] = self.line
+        out["raw"] = self.raw.decode("utf-8", "replace")
+        return out
 
 
 # ---------------------------------------------------------------------------- time
@@ -471,7 +473,12 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
     )
 
 
-def _not_json(exc: Exception, raw: bytes | str) -> Rejected:
+def not_json(exc: Exception, raw: bytes | str) -> Rejected:
+    """The rejection of what the JSON decoder refused: `too_deep` when it refused the nesting
+    (its limit, 1,024 levels, is past ours, so it is nesting ours refuses too)."""
+    if str(exc).startswith("depth limit exceeded"):
+        detail = f"objects and lists nest more than {MAX_EVENT_DEPTH} deep"
+        return Rejected("too_deep", detail, _as_bytes(raw))
     return Rejected("not_json", f"not valid JSON: {exc}", _as_bytes(raw))
 
 
@@ -522,7 +529,7 @@ def parse_event(raw: bytes | str) -> Event | Rejected:
     try:
         obj = _orjson_loads(raw)
     except orjson.JSONDecodeError as exc:
-        return _not_json(exc, raw)
+        return not_json(exc, raw)
     if type(obj) is not dict:
         return Rejected("not_object", f"expected a JSON object, got {kind_of(obj)}", _as_bytes(raw))
     result = _from_dict(obj)
@@ -541,7 +548,7 @@ def parse_record(raw: bytes) -> list[Event | Rejected]:
     try:
         obj = _orjson_loads(raw)
     except orjson.JSONDecodeError as exc:
-        return [_not_json(exc, raw)]
+        return [not_json(exc, raw)]
     if type(obj) is dict:
         batch = obj.get("batch")
         if type(batch) is list and "event" not in obj and "type" not in obj:
@@ -577,13 +584,15 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
     """JSON Lines, one event per line; blank lines are skipped.
 
     A line over 64 KiB is rejected as `too_large` without being parsed or held whole in
-    memory. Line ends (`\\n`, `\\r\\n`) are not counted.
+    memory. Line ends (`\\n`, `\\r\\n`) are not counted. A rejection carries its line number.
     """
     limit = MAX_EVENT_BYTES + 2  # room for "\r\n"
+    number = 0
     while True:
         line = stream.readline(limit)
         if not line:
             return
+        number += 1
         if not line.endswith(b"\n") and len(line) == limit:
             size = len(line)
             while True:  # skip to the end of this line
@@ -591,9 +600,13 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
                 size += len(more)
                 if not more or more.endswith(b"\n"):
                     break
-            yield _too_large(size - (len(more) - len(more.rstrip(b"\r\n"))), line)
+            big = _too_large(size - (len(more) - len(more.rstrip(b"\r\n"))), line)
+            yield Rejected(big.reason, big.detail, big.raw, number)
             continue
         line = line.rstrip(b"\r\n")
         if not line or line.isspace():
             continue
-        yield parse_event(line)
+        item = parse_event(line)
+        if type(item) is Rejected:
+            item = Rejected(item.reason, item.detail, item.raw, number)
+        yield item

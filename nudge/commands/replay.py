@@ -187,7 +187,11 @@ def run(args: argparse.Namespace) -> int:
                 return 2
         rejects = None
         if args.rejects is not None:
-            rejects = stack.enter_context(Path(args.rejects).open("wb"))
+            try:
+                rejects = stack.enter_context(Path(args.rejects).open("wb"))
+            except OSError as exc:
+                print(f"nudge replay: cannot write {args.rejects}: {exc}", file=sys.stderr)
+                return 2
         replay = Replay(
             Engine(ruleset, trace=args.trace),
             store,

@@ -128,6 +128,7 @@ def test_rejects_are_set_aside_and_counted(replay: Replay, tmp_path: Path) -> No
         "not_object",
     ]
     assert lines[0]["raw"] == "not json"
+    assert [x["line"] for x in lines] == [3, 4, 5, 6]  # where they are in the file
     assert all(x["detail"] for x in lines)
     assert r.summary()["events"] == (
         "6 read, 2 processed, 0 duplicates, 4 rejected "
@@ -316,3 +317,11 @@ end
         "n": 10,
     }
     assert [x["to"] for x in r.records("trait") if x["field"] == "due"] == [at("10:00", day=22)]
+
+
+def test_a_rejects_file_that_cannot_be_written_is_a_clear_error(
+    replay: Replay, tmp_path: Path
+) -> None:
+    r = replay(RULES, EVENTS[:1], "--rejects", str(tmp_path / "no" / "such" / "dir.jsonl"))
+    assert r.code == 2
+    assert "nudge replay: cannot write" in r.stderr and "Traceback" not in r.stderr

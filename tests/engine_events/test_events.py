@@ -616,3 +616,10 @@ def _lists_in_lists(depth: int) -> list[Any]:
 
 def _reason(x: Event | Rejected) -> str | None:
     return x.reason if isinstance(x, Rejected) else None
+
+
+def test_nesting_past_what_the_json_decoder_takes_is_too_deep_too() -> None:
+    raw = b'{"id":"e1","event":"ping","contact_id":"c1","timestamp":"2026-11-20T10:00:00Z",'
+    raw += b'"properties":{"a":' + b"[" * 5000 + b"]" * 5000 + b"}}"
+    assert rejected(parse_event(raw), "too_deep").raw == raw[:MAX_EVENT_BYTES]
+    assert [r.reason for r in parse_record(raw)] == ["too_deep"]
