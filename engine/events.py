@@ -74,6 +74,7 @@ REJECT_REASONS = (
 )
 
 SEGMENT_TYPES = frozenset({"track", "identify", "page", "screen", "alias"})
+_SEGMENT_IDS = frozenset({"messageId", "userId", "anonymousId"})  # what marks a Segment message
 
 # Event types that only the engine (LANGUAGE.md section 4) or the connectors' delivery
 # emit: never the contact's own activity unless the event says `"inbound": true`. Tracking
@@ -206,7 +207,8 @@ def _parse_time(value: str) -> tuple[float, str]:
 
 def _parse_new_time(value: str) -> tuple[float, str]:
     try:
-        dt = _fromisoformat(value)
+        # RFC 3339 allows `z` for `Z` (and `t` for `T`, which `fromisoformat` takes already)
+        dt = _fromisoformat(value[:-1] + "Z" if value[-1:] == "z" else value)
     except ValueError:
         raise ValueError(f"`{_clip(value)}` is not an ISO 8601 date and time") from None
     offset = dt.utcoffset()
@@ -420,6 +422,10 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
         from nudge.engine.segment_spec import event_from_segment
 
         return event_from_segment(obj)
+    if "contact_id" not in obj and type(obj.get("type")) is str and _SEGMENT_IDS & obj.keys():
+        kinds = ", ".join(sorted(SEGMENT_TYPES))
+        detail = f"a Segment message of type {obj['type']!r}: only {kinds} are taken"
+        return rejection("bad_field", detail[:300])
     event_id = id_field(obj, "id")
     if isinstance(event_id, Rejected):
         return event_id

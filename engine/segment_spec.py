@@ -56,12 +56,12 @@ def event_from_segment(msg: dict[str, Any]) -> Event | Rejected:
         return event_id
     user_id: str | None = None
     anonymous_id: str | None = None
-    if msg.get("userId") is not None:
+    if msg.get("userId") not in (None, ""):  # an empty one is none: `anonymousId` then
         checked = id_field(msg, "userId")
         if isinstance(checked, Rejected):
             return checked
         user_id = checked
-    if msg.get("anonymousId") is not None:
+    if msg.get("anonymousId") not in (None, ""):
         checked = id_field(msg, "anonymousId")
         if isinstance(checked, Rejected):
             return checked

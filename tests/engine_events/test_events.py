@@ -58,7 +58,7 @@ def rejected(result: Event | Rejected, reason: str) -> Rejected:
 
 
 def epoch(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+    return datetime.fromisoformat(text.upper()).timestamp()
 
 
 # ---------------------------------------------------------------------------- accepted
@@ -194,6 +194,7 @@ def test_to_json_has_the_section_1_keys() -> None:
         ("2026-11-20T11:00:00.123456+01:00", "2026-11-20T10:00:00.123456Z"),
         ("2026-11-20 10:00:00Z", "2026-11-20T10:00:00Z"),
         ("2026-01-01T00:30:00+01:00", "2025-12-31T23:30:00Z"),
+        ("2026-11-20t10:00:00z", "2026-11-20T10:00:00Z"),
     ],
 )
 def test_timestamps_are_normalised_to_utc(given_text: str, normalised: str) -> None:

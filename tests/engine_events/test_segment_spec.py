@@ -86,6 +86,18 @@ def test_the_anonymous_id_is_the_contact_without_a_user_id() -> None:
     assert event.anonymous_id is None
 
 
+def test_an_empty_user_id_is_none_and_the_anonymous_id_the_contact() -> None:
+    event = parsed("track", event="Product Viewed", userId="", anonymousId="anon-1")
+    assert event.contact_id == "anon-1"
+    rejected("track", "missing_field", event="X", userId="", anonymousId="")
+
+
+@pytest.mark.parametrize("kind", ["group", "TRACK", "bogus"])
+def test_a_message_of_another_segment_type_says_so(kind: str) -> None:
+    detail = rejected(kind, "bad_field", userId="u-1").detail
+    assert repr(kind) in detail and "track" in detail
+
+
 def test_page() -> None:
     event = parsed(
         "page",
