@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -28,10 +28,14 @@ from .engine import Engine
 from .events import Event, Rejected
 from .runner import Runner
 
-__all__ = ["EmbeddedEngine", "EmbeddedStats", "OnDecision"]
+__all__ = ["EmbeddedEngine", "EmbeddedStats", "OnDecision", "OnReject"]
 
 OnDecision = Callable[[Decision, Sequence[Event]], None]
 """Receives each decision with the events that made it (none for timers), in order."""
+
+OnReject = Callable[[Sequence[Rejected]], Awaitable[None]]
+"""Sets malformed input aside (the caller's rejects file); awaited before the request is
+answered."""
 
 _log = structlog.get_logger("nudge.engine.embedded")
 
@@ -48,9 +52,12 @@ class EmbeddedStats:
 class EmbeddedEngine:
     """Runs the engine over each accepted batch, in this process. An `EventSink`."""
 
-    def __init__(self, runner: Runner, on_decision: OnDecision) -> None:
+    def __init__(
+        self, runner: Runner, on_decision: OnDecision, on_reject: OnReject | None = None
+    ) -> None:
         self.runner = runner
         self.on_decision = on_decision
+        self.on_reject = on_reject
         self.stats = EmbeddedStats()
         self._lock = asyncio.Lock()
 
@@ -85,6 +92,8 @@ class EmbeddedEngine:
         self.stats.rejected += len(items)
         for item in items:
             _log.warning("embedded.rejected", reason=item.reason, detail=item.detail)
+        if self.on_reject is not None and items:
+            await self.on_reject(items)
 
     # ------------------------------------------------------------------ timers, rules
 

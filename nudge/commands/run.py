@@ -26,6 +26,7 @@ import dataclasses
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -101,7 +102,7 @@ async def serve(
     from nudge.engine.collector import build_collector
     from nudge.engine.embedded import EmbeddedEngine
     from nudge.engine.engine import Engine
-    from nudge.engine.events import Rejected, event_from_dict
+    from nudge.engine.events import Rejected, event_from_dict, format_time
     from nudge.engine.rules_watch import RulesWatcher
     from nudge.engine.runner import Runner
     from nudge.engine.stats import StatsRecorder
@@ -125,6 +126,7 @@ async def serve(
         settings = dataclasses.replace(settings, tracking_url=f"http://{host}:{port}")
     secret = tracking_secret(settings)
     dead_letters = Path(settings.outbox) / "dead_letters.jsonl"
+    rejects = Path(settings.outbox) / "rejects.jsonl"
 
     async def feed_back(obj: dict[str, Any]) -> None:
         event = event_from_dict(obj)
@@ -152,7 +154,12 @@ async def serve(
         for action in actions:
             dispatcher.submit(action.to_json(full=True))
 
-    embedded = EmbeddedEngine(runner, on_decision)
+    async def set_aside(items: Sequence[Rejected]) -> None:
+        at = format_time(time.time())
+        records = [{**item.to_json(), "at": at} for item in items]
+        await asyncio.to_thread(_append_lines, rejects, records)
+
+    embedded = EmbeddedEngine(runner, on_decision, set_aside)
     app = build_collector(embedded, content_store=content_store, tracking_secret=secret)
     site_runner = web.AppRunner(app, access_log=None)
     await site_runner.setup()
@@ -276,6 +283,10 @@ async def _watch_rules(watcher: Any, embedded: Any, settings: Settings, interval
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
+    _append_lines(path, [record])
+
+
+def _append_lines(path: Path, records: Sequence[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("ab") as handle:
-        handle.write(orjson.dumps(record) + b"\n")
+        handle.write(b"".join(orjson.dumps(record) + b"\n" for record in records))

@@ -131,6 +131,17 @@ def test_events_over_http_become_actions_deliveries_and_content(shop: Path) -> N
         # The same events again are duplicates: nothing new.
         httpx.post(f"{base}/v1/events", json=_events("c1", 1))
         assert len(process.lines()) == 3
+
+        # Malformed input is set aside in the outbox's rejects file, with its reason.
+        bad = b'{"id": "x1", "event": "signed_up"}\nnot json\n'
+        answer = httpx.post(f"{base}/v1/events", content=bad)
+        assert answer.status_code == 400
+        rejects = _outbox(shop, "rejects")
+        assert [(r["reason"], r["raw"]) for r in rejects] == [
+            ("missing_field", '{"id": "x1", "event": "signed_up"}'),
+            ("not_json", "not json"),
+        ]
+        assert all(r["at"].endswith("Z") for r in rejects)
     finally:
         assert process.stop() == 0
     assert "run.stopped" in process.stderr
