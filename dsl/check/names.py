@@ -187,7 +187,8 @@ def _path(path: ast.Path, scope: Scope, ctx: Context) -> list[Diagnostic]:
                 f"`{head.value}` could mean either event of this rule",
                 head.span,
                 "",
-                "give the events aliases (`as first`, `as second`) and use those",
+                "give the events aliases (`as first`, `as second`) and use those; after "
+                "`not followed by` the second takes none: it is `event`",
             )
         ]
     if found.kind == "let" and found.let is not None and scope.let_limit is not None:
@@ -251,8 +252,12 @@ def _aliases(rule: ast.Rule, ctx: Context) -> list[Diagnostic]:
                 "the event after `not followed by` takes no alias",
                 alias.span,
                 "",
-                f"it is the event that must not come; inside its `where`, "
-                f"call it `{trigger.second.event.value}`",
+                "it is the event that must not come; inside its `where`, call it "
+                + (
+                    "`event` (its type is the first event's too)"
+                    if trigger.second.event.value == trigger.first.event.value
+                    else f"`{trigger.second.event.value}` or `event`"
+                ),
             )
         )
     exits = [c.match for c in rule.clauses if isinstance(c, ast.ExitOn | ast.Goal)]
