@@ -197,7 +197,11 @@ def _parse_time(value: str) -> tuple[float, str]:
             minute = _SIXTY.get(value[14:16])
             second = _SIXTY.get(value[17:19])
             if minute is not None and second is not None:
-                return hour + (minute * 60 + second), value
+                result = hour + (minute * 60 + second), value
+                if len(_TIMES) >= _TIMES_MAX:
+                    _TIMES.clear()
+                _TIMES[value] = result  # events close in time share their timestamps
+                return result
     result = _parse_new_time(value)
     if len(_TIMES) >= _TIMES_MAX:
         _TIMES.clear()

@@ -295,7 +295,7 @@ def _deliver(
     now = ctx.now
     kind = action.kind
     later: float | None = None  # when quiet hours defer it to
-    if kind in _QUIET_KINDS:
+    if kind in _QUIET_KINDS and (reason is None or engine.trace):  # traced: its `at` shows it
         quiet = rule.quiet if rule.quiet is not None else engine.quiet_hours
         if quiet is not None and quiet.start != quiet.end:
             later = quiet_until(now, quiet.start, quiet.end, zone(ctx.traits.get("timezone")))
