@@ -147,7 +147,8 @@ class Engine:
         d = Decision() if into is None else into
         seen = state.seen
         eid = event.id
-        if eid in seen:
+        floor = state.seen_floor
+        if eid in seen or (floor is not None and event.ts < floor):  # seen, or may have been
             d.duplicate = True
             d.dirty = False
             return d
@@ -460,3 +461,7 @@ class Engine:
         cutoff = now - self.dedup_seconds
         if next(iter(seen.values())) < cutoff - self._seen_slack:
             state.seen = {k: ts for k, ts in seen.items() if ts >= cutoff}
+            # what is older than the cutoff can no longer be told from a repeat: from now on
+            # it counts as one (`handle`)
+            floor = state.seen_floor
+            state.seen_floor = cutoff if floor is None else max(floor, cutoff)

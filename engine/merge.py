@@ -68,6 +68,9 @@ def merge_contact(known: ContactState, anon: ContactState, *, known_is_new: bool
     that moved (with their new contact and, on a clash of ids, a new id)."""
     _merge_traits(known, anon, known_is_new)
     known.seen.update(anon.seen)
+    if anon.seen_floor is not None:  # the later floor: nothing either may have seen runs again
+        floor = known.seen_floor
+        known.seen_floor = anon.seen_floor if floor is None else max(floor, anon.seen_floor)
     _merge_times(known.windows, anon.windows)
     _merge_times(known.sends, anon.sends)
     _merge_times(known.firings, anon.firings)

@@ -110,6 +110,8 @@ class ContactState:
     - `traits`: the contact as rules see it: its traits plus `score`, `stage`, `first_seen`,
       `last_seen` and `segments`. Empty for a contact never seen.
     - `seen`: event id -> timestamp, for de-duplication (pruned past the dedup window).
+    - `seen_floor`: the time up to which `seen` was pruned: an event older than it may have
+      been seen and forgotten, so it counts as a duplicate (a replay run twice stays idempotent).
     - `firings`: rule -> timestamps of its firings (for `limit`; `once` keeps the first).
     - `sends`: channel -> timestamps of its actions (for `policy <channel> limit`).
     - `windows`: window id -> sorted timestamps of matching events (for `count` and `N E`).
@@ -135,6 +137,7 @@ class ContactState:
     engagement: dict[str, float] = field(default_factory=dict)
     merged_into: str | None = None
     last_inbound: Event | None = None
+    seen_floor: float | None = None
     segments_mark: object = field(default=None, compare=False, repr=False)
 
     @property
@@ -192,7 +195,7 @@ class ContactState:
         )
 
     def _data(self, timers: dict[str, Any]) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "contact_id": self.contact_id,
             "traits": self.traits,
             "seen": self.seen,
@@ -208,6 +211,9 @@ class ContactState:
             "merged_into": self.merged_into,
             "last_inbound": None if self.last_inbound is None else event_to_data(self.last_inbound),
         }
+        if self.seen_floor is not None:
+            data["seen_floor"] = self.seen_floor
+        return data
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> ContactState:
@@ -228,6 +234,7 @@ class ContactState:
             engagement=obj.get("engagement") or {},
             merged_into=obj.get("merged_into"),
             last_inbound=None if last is None else event_from_data(last),
+            seen_floor=obj.get("seen_floor"),
         )
 
 

@@ -85,6 +85,32 @@ def test_replay_twice_on_redis_acts_once(
     assert _replay(whole, capsysbinary, "--state", replay_url) == b""
 
 
+def test_replay_twice_on_redis_acts_once_when_ids_were_forgotten_meanwhile(
+    tmp_path: Path, replay_url: str, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # 64 events (the memory of ids is pruned every 64 new ones), then one 18 days later: the
+    # first 64 ids are forgotten, but their events are older than what the contact still
+    # remembers, so sent again they count as repeats.
+    start = parse_time("2026-11-02T10:00:00Z")
+    events: list[dict[str, object]] = [
+        {
+            "id": f"e{i}",
+            "event": "signed_up",
+            "contact_id": "c1",
+            "timestamp": format_time(start + i),
+        }
+        for i in range(64)
+    ]
+    events.append({**events[0], "id": "last", "timestamp": format_time(start + 18 * 86400)})
+    whole = _write(tmp_path / "events.jsonl", events)
+    once = _replay(whole, capsysbinary, "--state", replay_url, "--trace")
+    assert once == _replay(whole, capsysbinary, "--trace")
+    assert once.count(b"\n") > 64  # each sign-up does something
+    assert _replay(whole, capsysbinary, "--state", replay_url, "--trace") == b""
+    first = _write(tmp_path / "first.jsonl", events[:1])
+    assert _replay(first, capsysbinary, "--state", replay_url, "--trace") == b""
+
+
 # ---------------------------------------------------------------------- the property
 
 
