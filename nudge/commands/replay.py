@@ -239,6 +239,7 @@ class Replay:
         self.out_of_order = 0  # events older than one read before them
         self.late = 0  # of those, too late to be put in their place (see `_in_order`)
         self.reorder = REORDER
+        self.until_behind: tuple[float, float] | None = None  # (--until, the clock past it)
 
     async def run(self, items: Iterable[Event | Rejected], until: float | None) -> str:
         try:
@@ -246,6 +247,9 @@ class Replay:
                 self._emit(await self.runner.process(batch), batch)
                 self.settle()
             if until is not None:
+                clock = self.runner.clock.now()
+                if until < clock:  # the clock never goes back: say so rather than ignore it
+                    self.until_behind = (until, clock)
                 self._emit(await self.runner.advance(until))
             pending = await self.store.timer_summary()
         finally:
@@ -362,6 +366,12 @@ class Replay:
             )
         else:
             lines.append("timers: none pending")
+        if self.until_behind is not None:
+            until, clock = self.until_behind
+            lines.append(
+                f"until: {format_time(until)} is before the last event's time, "
+                f"{format_time(clock)}: the clock stayed there"
+            )
         return "\n".join(lines) + "\n"
 
 

@@ -325,3 +325,9 @@ def test_a_rejects_file_that_cannot_be_written_is_a_clear_error(
     r = replay(RULES, EVENTS[:1], "--rejects", str(tmp_path / "no" / "such" / "dir.jsonl"))
     assert r.code == 2
     assert "nudge replay: cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_until_before_the_last_event_is_said(replay: Replay) -> None:
+    r = replay(RULES, EVENTS[:2], "--until", "2020-01-01T00:00:00Z")
+    assert r.code == 0
+    assert r.summary()["until"].startswith("2020-01-01T00:00:00Z is before the last event's time")
