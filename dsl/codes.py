@@ -46,7 +46,9 @@ _ALL: tuple[Code, ...] = (
         "and the errors the checker finds in the rest are reported too (its warnings wait for "
         "the fix). Reading stops at a line that is fine on its own (the fault is before it, "
         "say an unclosed `{`), and at faults outside those lines (a rule without `then`). "
-        "A name whose `let` or `segment` did not parse is not reported where it is used.",
+        "A name whose `let` or `segment` did not parse is not reported where it is used. A keyword "
+        "run into the word after it (`sendemail`, `stopif`, `oncee`) is an error, never read as "
+        "two words.",
         'rule welcome\n    when signed_up\n        send email "welcome_1"\nend\n',
     ),
     Code(

@@ -80,8 +80,12 @@ def _describe_token(token: Token) -> str:
 @cache
 def _parser(strict: bool = True) -> Lark:
     """The parser. `strict=False` lets a keyword start a path (`x > limit`), as the grammar's
-    HEAD terminal does not: see `_parse_text` for when that one is used."""
-    grammar = (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+    HEAD terminal does not: see `_parse_text` for when that one is used.
+
+    Every keyword token it lexes is noted (`_LEXED_KEYWORDS`): where no name may come, the
+    contextual lexer takes `send` out of `sendemail` and goes on with `email`, and only the text
+    after the keyword tells that it ran into the next word (`_glued`)."""
+    grammar = _grammar()
     if not strict:
         grammar, found = _HEAD_TERMINAL.subn(r"HEAD: /[A-Za-z_][A-Za-z0-9_]*/", grammar)
         assert found == 1, "grammar.lark defines HEAD on one line"
@@ -92,7 +96,42 @@ def _parser(strict: bool = True) -> Lark:
         propagate_positions=True,
         maybe_placeholders=True,
         cache=False,
+        lexer_callbacks=dict.fromkeys(_keyword_terminals(), _note_keyword),
     )
+
+
+def _grammar() -> str:
+    return (Path(__file__).parent / "grammar.lark").read_text(encoding="utf-8")
+
+
+@cache
+def _keyword_terminals() -> tuple[str, ...]:
+    """The names of the grammar's keyword terminals (`SEND`, `NO`, ...), from a plain build."""
+    plain = Lark(_grammar(), parser="lalr", lexer="contextual", cache=False)
+    return tuple(
+        t.name
+        for t in plain.terminals
+        if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()
+    )
+
+
+# Keyword tokens of the parse under way (`_parse_text` empties it first).
+_LEXED_KEYWORDS: list[Token] = []
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _note_keyword(token: Token) -> Token:
+    _LEXED_KEYWORDS.append(token)
+    return token
+
+
+class _GluedKeyword(Exception):
+    """A keyword run into the word after it (`sendemail`, `oncee`): `word` spans both."""
+
+    def __init__(self, token: Token, end: int) -> None:
+        super().__init__(str(token))
+        self.token = token
+        self.end = end
 
 
 _HEAD_TERMINAL = re.compile(r"^HEAD: .*$", re.MULTILINE)
@@ -868,19 +907,41 @@ def _parse_text(text: str) -> Tree[Token]:
     report when the second parse stopped right after the keyword (it read `then` as the value and
     then found the steps); else the keyword was meant as a value, and the fault is further on.
     """
+    _LEXED_KEYWORDS.clear()
     try:
-        return _parser().parse(text)
+        tree = _parser().parse(text)
     except UnexpectedToken as strict:
+        _raise_glued(text, strict)
         if not _is_keyword_operand(strict):
             raise
+        _LEXED_KEYWORDS.clear()
         try:
-            return _parser(strict=False).parse(text)
+            tree = _parser(strict=False).parse(text)
         except UnexpectedInput as loose:
+            _raise_glued(text, loose)
             after_keyword = _BLANK_OR_COMMENTS.match(text, strict.token.end_pos or 0)
             stopped_at = len(text) if _at_end(loose) else loose.pos_in_stream
             if after_keyword is not None and after_keyword.end() == stopped_at:
                 raise strict from None
             raise
+    except UnexpectedInput as exc:
+        _raise_glued(text, exc)
+        raise
+    _raise_glued(text, None)
+    return tree
+
+
+def _raise_glued(text: str, failure: UnexpectedInput | None) -> None:
+    """Raise `_GluedKeyword` for the first keyword the parse lexed that runs into the next word,
+    if it comes before where the parse failed (the cause, then)."""
+    stop = len(text) if failure is None or _at_end(failure) else failure.pos_in_stream
+    for token in _LEXED_KEYWORDS:
+        end = token.end_pos
+        if end is None or (token.start_pos or 0) > (stop or 0):
+            break
+        if end < len(text) and _WORD_CHAR.match(text, end):
+            word_end = re.compile(r"\w*").match(text, end)
+            raise _GluedKeyword(token, word_end.end() if word_end else end)
 
 
 def _at_end(exc: UnexpectedInput) -> bool:
@@ -901,6 +962,8 @@ def _parse_piece(source: Source, start: int, end: int) -> tuple[list[ast.Decl], 
         rule_file: ast.RuleFile = _Build(source, start).transform(tree)
     except UnexpectedInput as exc:
         return [], _syntax_error(source, exc, start, end)
+    except _GluedKeyword as glued:
+        return [], _glued_error(source, glued, text, start)
     except VisitError as exc:
         if isinstance(exc.orig_exc, RecursionError):
             return [], _too_deep(source, start)
@@ -908,6 +971,28 @@ def _parse_piece(source: Source, start: int, end: int) -> tuple[list[ast.Decl], 
     except RecursionError:
         return [], _too_deep(source, start)
     return list(rule_file.decls), None
+
+
+def _glued_error(source: Source, glued: _GluedKeyword, text: str, offset: int) -> Diagnostic:
+    token = glued.token
+    keyword = str(token)
+    begin = token.start_pos or 0
+    word = text[begin : glued.end]
+    rest = word[len(keyword) :]
+    keywords = set(_keywords().values())
+    best = did_you_mean(word, keywords)
+    if len(rest) <= 2 and rest not in keywords and best is not None and best.startswith(keyword):
+        return error(  # a keyword mistyped: `oncee`, `limits`
+            "syntax",
+            f"unexpected `{word}` (did you mean `{best}`?)",
+            source.span(offset + begin, offset + glued.end),
+        )
+    return error(  # a space left out: `stopif`, `sendemail`, `andevent`
+        "syntax",
+        f"unexpected `{word}` (did you mean `{keyword} {rest}`?)",
+        source.span(offset + begin, offset + glued.end),
+        f"`{keyword}` is a keyword: a space must follow it",
+    )
 
 
 _STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
@@ -1036,9 +1121,7 @@ def _recover(
 def _parses(text: str) -> bool:
     try:
         _parse_text(text)
-    except UnexpectedInput:
-        return False
-    except RecursionError:
+    except (UnexpectedInput, _GluedKeyword, RecursionError):
         return False
     return True
 

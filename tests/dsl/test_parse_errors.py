@@ -222,3 +222,28 @@ def test_uses_of_a_declaration_that_did_not_parse_are_not_errors_of_their_own() 
         (1, "syntax", "unexpected end of the constant `lim`; expected an expression"),
         (3, "syntax", "unexpected end of the segment `vip`; expected an expression"),
     ]
+
+
+def test_a_keyword_run_into_the_next_word_is_an_error_not_two_words() -> None:
+    text = "rule r\n    when signed_up\n    then\n"
+    text += '        sendemail "x"\n        stopif true\n    oncee\n    limits 1 per 1d\nend\n'
+    assert _found(text) == [
+        (4, "syntax", "unexpected `sendemail`"),
+        (5, "syntax", "unexpected `stopif`"),
+        (6, "syntax", "unexpected `oncee`"),
+        (7, "syntax", "unexpected `limits`"),
+    ]
+    _, diagnostics = parse(Source("r.rules", text))
+    assert [d.message.split("(did you mean ")[1] for d in diagnostics] == [
+        "`send email`?)",
+        "`stop if`?)",
+        "`once`?)",
+        "`limit`?)",
+    ]
+
+
+def test_names_that_start_with_a_keyword_are_names() -> None:
+    text = "let order_limit = 3\n\nrule once_more\n    when order_completed where "
+    text += "order_completed.notes_count < order_limit and event.ifx == 1\n    then\n"
+    text += "        set contact.sendable = true\n        emit endorsed { by: event.thenceforth }\nend\n"
+    assert parse(Source("r.rules", text))[1] == []
