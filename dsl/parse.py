@@ -1020,6 +1020,9 @@ _THEN = re.compile(r"\bthen\b")
 # A statement alone, in a declaration of its own: does it parse without its context?
 _ALONE = {"rule": "rule r__ when e__ then\n{}\nend\n", "test": 'test "t__"\n{}\nend\n'}
 _IF_ALONE = "rule r__ when e__\n{}\nthen\nend\n"
+_WHEN_ALONE = "rule r__\n{}\nthen\nend\n"
+# Words a statement starts with (the rest are continuation lines).
+_STATEMENT_STARTS = _STATEMENT_WORDS | {"when", "if", "then", "rule", "test"}
 _MAX_RECOVERIES = 16
 
 
@@ -1058,7 +1061,7 @@ def _statement_end(text: str, line_start: int, end: int, words: frozenset[str]) 
             word.group(1) in words
             or (  # a misspelt one, not another keyword (`with`, `and` ...) going on a line
                 word.group(1) not in _keywords().values()
-                and did_you_mean(word.group(1), _STATEMENT_WORDS) is not None
+                and did_you_mean(word.group(1), words) is not None
             )
         ):
             return following
@@ -1069,53 +1072,79 @@ def _statement_end(text: str, line_start: int, end: int, words: frozenset[str]) 
 def _recover(
     source: Source, start: int, end: int, first: Diagnostic
 ) -> tuple[list[ast.Decl], list[Diagnostic]]:
-    """After the first syntax error in a rule's body, its `if` line or a test: set the broken
-    statement aside (blanked, so positions hold) and parse on, for the errors after it and the
-    declaration without it (which the checker then checks too). A statement that parses on
-    its own is not the fault (an unclosed bracket before it is): recovery stops there, as it
-    does for errors outside a body, so that no error is reported that fixing one would not
-    leave."""
+    """After the first syntax error in a rule's trigger, `if` line or body, or in a test's
+    lines: set the broken statement aside and parse on, for the errors after it and (but after a
+    broken trigger) the declaration without it, which the checker then checks too.
+
+    The statement is blanked (positions hold), except a broken trigger, which becomes `when x`:
+    the rule needs one, and errors found further on are syntax errors only (what the checker
+    would say of `x` is not kept). A statement that parses on its own is not the fault (an
+    unclosed bracket before it is): recovery stops there, as it does for errors elsewhere (a
+    rule without `then`), so that no error is reported that fixing one would not leave."""
     text = source.text
     found: list[Diagnostic] = []
     problem = first
     head = _FIRST_WORD.match(text, start)
+    rule = head is not None and head.group(1) == "rule"
+    keep = True
     for _ in range(_MAX_RECOVERIES):
         at = problem.span.start
         if at >= end:
             break
-        line_start = text.rfind("\n", 0, at) + 1
-        first_word = _FIRST_WORD.match(text, line_start, end)
+        statement_start = _statement_start(text, start, at)
+        first_word = _FIRST_WORD.match(text, statement_start, end)
+        word = None if first_word is None else first_word.group(1)
         body = _body_start(text, start, end)
-        if body is not None and at >= body[1]:
+        replacement = ""
+        if body is not None and statement_start >= body[1]:
             alone = _ALONE[body[0]]
-            stop = _statement_end(text, line_start, end, _STATEMENT_WORDS)
-        elif (
-            head is not None
-            and head.group(1) == "rule"
-            and first_word is not None
-            and (first_word.group(1) == "if")
-        ):  # a rule's condition, on a line of its own: up to `then`
-            alone = _IF_ALONE
-            stop = _statement_end(text, line_start, end, _STATEMENT_WORDS | {"then"})
-            then = _THEN.search(_masked(text[line_start:stop]))
+            stop = _statement_end(text, statement_start, end, _STATEMENT_WORDS)
+        elif rule and word in ("if", "when"):  # a condition or trigger: up to what follows it
+            alone = _IF_ALONE if word == "if" else _WHEN_ALONE
+            after = _STATEMENT_WORDS | {"then", "if"}
+            stop = _statement_end(text, statement_start, end, after)
+            then = _THEN.search(_masked(text[statement_start:stop]))
             if then is not None:
-                stop = line_start + then.start()
+                stop = statement_start + then.start()
+            if word == "when":
+                replacement, keep = "when x", False
         else:
             break
-        statement = text[line_start:stop]
-        word = _FIRST_WORD.match(statement)
-        if (word is not None and word.group(1) == "end") or _parses(alone.format(statement)):
+        statement = text[statement_start:stop]
+        if word == "end" or _parses(alone.format(statement)):
             break
-        blanked = re.sub(r"[^\n]", " ", statement)
-        text = text[:line_start] + blanked + text[stop:]
+        if replacement and len(replacement) > len(statement.rstrip()):
+            break
+        blanked = replacement + re.sub(r"[^\n]", " ", statement[len(replacement) :])
+        text = text[:statement_start] + blanked + text[stop:]
         decls, problem_or_none = _parse_piece(Source(source.path, text), start, end)
         if problem_or_none is None:
-            return decls, found
+            return (decls if keep else []), found
         problem = problem_or_none
         if problem.span.start < stop:  # not further on: give up on this declaration
             break
         found.append(problem)
     return [], found
+
+
+def _statement_start(text: str, start: int, at: int) -> int:
+    """The start of the line where the statement holding `at` begins: the line of `at`, or
+    an earlier one if that is the statement's continuation (`with { a: 1,` then `b: 2 }`)."""
+    line = text.rfind("\n", start, at) + 1 or start
+    line = max(line, start)
+    while line > start:
+        word = _FIRST_WORD.match(text, line)
+        if word is not None and (
+            word.group(1) in _STATEMENT_STARTS
+            or (  # a misspelt one (`tehn`) starts a statement too
+                word.group(1) not in _keywords().values()
+                and did_you_mean(word.group(1), _STATEMENT_STARTS) is not None
+            )
+        ):
+            return line
+        previous = text.rfind("\n", start, line - 1) + 1
+        line = max(previous, start)
+    return line
 
 
 def _parses(text: str) -> bool:

@@ -247,3 +247,20 @@ def test_names_that_start_with_a_keyword_are_names() -> None:
     text += "order_completed.notes_count < order_limit and event.ifx == 1\n    then\n"
     text += "        set contact.sendable = true\n        emit endorsed { by: event.thenceforth }\nend\n"
     assert parse(Source("r.rules", text))[1] == []
+
+
+def test_after_a_broken_trigger_the_rest_of_the_rule_is_read_for_syntax_errors() -> None:
+    text = "rule r\n    when signed_up whre event.x > 1\n    then\n"
+    text += '        score += "x"\n        scroe += 2\n    limit 1 per 24x\nend\n'
+    # the type error on line 4 waits for the trigger to be fixed: the rule is not checked
+    assert [(line, code) for line, code, _ in _found(text)] == [
+        (2, "syntax"),
+        (5, "syntax"),
+        (6, "syntax"),
+    ]
+
+
+def test_a_broken_continuation_line_takes_its_statement_with_it() -> None:
+    text = 'rule r\n    when signed_up\n    then\n        send email "w" with { a: 1,\n'
+    text += "            b: 2 + }\n        scroe += 1\nend\n"
+    assert [(line, code) for line, code, _ in _found(text)] == [(5, "syntax"), (6, "syntax")]
