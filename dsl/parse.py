@@ -885,9 +885,21 @@ _DECL_START = re.compile(
 )
 
 
+_LINE_WORD = re.compile(r"^([A-Za-z_]\w*)", re.MULTILINE)
+_DECL_WORDS = frozenset({"rule", "let", "segment", "policy", "test", "event", "contact"})
+
+
 def _pieces(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each top-level declaration, cut at lines that start one."""
+    """(start, end) of each top-level declaration, cut at lines that start one, or start at
+    column 1 with a misspelling of a word that does (`polcy`, `rle`): that is a declaration gone
+    wrong, not part of the one before."""
     starts = [m.start() for m in _DECL_START.finditer(text)]
+    starts += [
+        m.start()
+        for m in _LINE_WORD.finditer(text)
+        if m.group(1) not in _DECL_WORDS and did_you_mean(m.group(1), _DECL_WORDS) is not None
+    ]
+    starts.sort()
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
     ends = [*starts[1:], len(text)]

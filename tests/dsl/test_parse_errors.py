@@ -264,3 +264,14 @@ def test_a_broken_continuation_line_takes_its_statement_with_it() -> None:
     text = 'rule r\n    when signed_up\n    then\n        send email "w" with { a: 1,\n'
     text += "            b: 2 + }\n        scroe += 1\nend\n"
     assert [(line, code) for line, code, _ in _found(text)] == [(5, "syntax"), (6, "syntax")]
+
+
+def test_a_misspelt_declaration_after_a_broken_one_is_reported_too() -> None:
+    text = "contact { email: string, consent_email bool }\npolcy sms limit 3 per 7d\n"
+    text += "let a = 1 +\n\nrle r2\n    when signed_up\n    then\n        score += 1\nend\n"
+    assert _found(text) == [
+        (1, "syntax", "unexpected `bool`; expected `:`"),
+        (2, "syntax", "unexpected `polcy`"),
+        (3, "syntax", "unexpected end of the constant `a`; expected an expression"),
+        (5, "syntax", "unexpected `rle`"),
+    ]
