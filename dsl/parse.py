@@ -33,6 +33,7 @@ __all__ = ["parse", "parse_expression"]
 # Human names for terminals in "expected ..." messages.
 TERMINAL_NAMES: dict[str, str] = {
     "NAME": "a name",
+    "DIGIT_NAME": "a name",
     "HEAD": "a name",
     "STRING": 'a string in double quotes ("...")',
     "NUMBER": "a number",

@@ -160,6 +160,17 @@ def _not_constant(expr: ast.Expr, scope: Scope) -> Diagnostic | None:
 def _path(path: ast.Path, scope: Scope, ctx: Context) -> list[Diagnostic]:
     head = path.parts[0]
     found = resolve(scope, head.value, ctx)
+    if found.kind == "unknown" and head.value in KEYWORDS and len(path.parts) == 1:
+        # `score +=` with its value missing, read on into the next line's `wait`
+        return [
+            diagnostic(
+                "unknown-name",
+                f"expected a value, found the keyword `{head.value}`",
+                head.span,
+                "is something missing before it?",
+                _what_names_are(scope),
+            )
+        ]
     if found.kind == "unknown":
         return [
             diagnostic(

@@ -275,3 +275,8 @@ def test_a_misspelt_declaration_after_a_broken_one_is_reported_too() -> None:
         (3, "syntax", "unexpected end of the constant `a`; expected an expression"),
         (5, "syntax", "unexpected `rle`"),
     ]
+
+
+def test_a_keyword_where_a_value_goes_says_something_is_missing() -> None:
+    text = "rule r\n    when signed_up\n    then\n        score +=\n        wait\nend\n"
+    assert _found(text) == [(5, "unknown-name", "expected a value, found the keyword `wait`")]
