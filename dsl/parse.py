@@ -1105,6 +1105,12 @@ def _recover(
         if at >= end:
             break
         statement_start = _statement_start(text, start, at)
+        if statement_start > start and not text[statement_start:at].strip():
+            # The error is the first word of its statement (`end` after `quiet hours 22:00`,
+            # `then` after `if (a`): the statement before it may be the one cut short.
+            before = _statement_start(text, start, statement_start - 1)
+            if before > start and not _parses_alone(text, start, end, before, statement_start):
+                statement_start = before
         first_word = _FIRST_WORD.match(text, statement_start, end)
         word = None if first_word is None else first_word.group(1)
         body = _body_start(text, start, end)
@@ -1138,6 +1144,23 @@ def _recover(
             break
         found.append(problem)
     return [], found
+
+
+def _parses_alone(text: str, start: int, end: int, at: int, stop: int) -> bool:
+    """Whether the statement in `text[at:stop]` (of the declaration at `start`) parses on its
+    own, as a line of a rule's body, test, `if` or trigger; true when it is none of those."""
+    word = _FIRST_WORD.match(text, at, stop)
+    body = _body_start(text, start, end)
+    statement = text[at:stop]
+    if body is not None and at >= body[1]:
+        return (word is not None and word.group(1) == "end") or _parses(
+            _ALONE[body[0]].format(statement)
+        )
+    if word is not None and word.group(1) == "if":
+        return _parses(_IF_ALONE.format(statement))
+    if word is not None and word.group(1) == "when":
+        return _parses(_WHEN_ALONE.format(statement))
+    return True
 
 
 def _statement_start(text: str, start: int, at: int) -> int:

@@ -280,3 +280,16 @@ def test_a_misspelt_declaration_after_a_broken_one_is_reported_too() -> None:
 def test_a_keyword_where_a_value_goes_says_something_is_missing() -> None:
     text = "rule r\n    when signed_up\n    then\n        score +=\n        wait\nend\n"
     assert _found(text) == [(5, "unknown-name", "expected a value, found the keyword `wait`")]
+
+
+def test_a_statement_cut_short_by_the_next_one_is_set_aside_too() -> None:
+    text = "event order_completed { cart_id: string, value: number }\nrule r1\n"
+    text += '    when signed_up\n    if (contact.score > 1\n    then\n        score += "x"\n'
+    text += "    goal order_completed where order_completed.valeu > 1 within 1d\n"
+    text += "    quiet hours 22:00\nend\n"
+    assert [(line, code) for line, code, _ in _found(text)] == [
+        (5, "syntax"),  # the `(` left open: found at `then`
+        (6, "type-mismatch"),
+        (7, "unknown-field"),
+        (9, "syntax"),  # the quiet hours without their end: found at `end`
+    ]
