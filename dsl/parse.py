@@ -747,6 +747,9 @@ def _unexpected_token(
         )
     if _is_keyword_operand(exc):
         return _keyword_as_operand(source, exc, offset, label)
+    cut_short = _cut_short(source, exc, offset, expected, label)
+    if cut_short is not None:
+        return cut_short
     if token.type in ("NAME", "HEAD") or text in _keywords().values():
         words = {_keywords()[t] for t in expected if t in _keywords()}
         best = did_you_mean(text, words) if text not in words else None
@@ -756,6 +759,40 @@ def _unexpected_token(
         label = f"`{text}` belongs inside a rule: write `rule <name>` first"
     message = f"unexpected {_describe_token(token)}; expected {_expected_text(expected)}"
     return error("syntax", message, span, label)
+
+
+# Terminals a line may start with: when one is expected, a line is allowed to end here.
+_LINE_STARTERS = frozenset(
+    {
+        "SEND", "AUDIENCE", "SHOW", "SHOW_KIND", "SET", "UNSET", "SCORE", "EMIT", "WAIT", "STOP",
+        "EXIT", "LIMIT", "ONCE", "QUIET", "NO", "PRIORITY", "GOAL", "END", "THEN", "IF", "WHEN",
+        "WHERE", "AS", "FOLLOWED_BY", "NOT_FOLLOWED_BY", "RULE", "TEST", "LET", "SEGMENT",
+        "EVENT", "CONTACT", "POLICY", "GIVEN", "AT", "EXPECT", "$END",
+    }
+)  # fmt: skip
+
+
+def _cut_short(
+    source: Source, exc: UnexpectedToken, offset: int, expected: set[str], label: str
+) -> Diagnostic | None:
+    """A line that ends before its statement does (`quiet hours 22:00`, `if (a`): the error
+    is found at the next line's first word, but the caret goes where the line stopped."""
+    token = exc.token
+    if token.start_pos is None or expected & _LINE_STARTERS:
+        return None
+    at = token.start_pos + offset
+    before = _STRING_OR_COMMENT.sub(_blank_comment, source.text[offset:at]).rstrip()
+    end = offset + len(before)
+    if not before or "\n" not in source.text[end:at]:
+        return None
+    last = re.search(r"(\S+)$", before)
+    after = source.text[end - len(last.group(1)) : end] if last else before[-1:]
+    return error(
+        "syntax",
+        f"expected {_expected_text(expected)} after `{after}`, found `{token}` on the next line",
+        source.span(end, end),
+        label,
+    )
 
 
 # After these, the missing operand is a whole condition.
@@ -1037,6 +1074,12 @@ _WHEN_ALONE = "rule r__\n{}\nthen\nend\n"
 # Words a statement starts with (the rest are continuation lines).
 _STATEMENT_STARTS = _STATEMENT_WORDS | {"when", "if", "then", "rule", "test"}
 _MAX_RECOVERIES = 16
+
+
+def _blank_comment(found: re.Match[str]) -> str:
+    """A comment as spaces, a string as it is (for `_STRING_OR_COMMENT.sub`)."""
+    text = found.group()
+    return " " * len(text) if text.startswith("#") else text
 
 
 def _masked(text: str) -> str:

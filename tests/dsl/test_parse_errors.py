@@ -182,7 +182,9 @@ def test_no_error_comes_of_a_statement_that_is_not_the_fault() -> None:
     # The unclosed `{` is the fault; the `send` after it is fine on its own: one error.
     text = 'rule r\n    when ping\n    then\n        send webhook "x" with { a: 1\n'
     text += '        send webhook "y"\n        send webhook "z"\nend\n'
-    assert _found(text) == [(5, "syntax", "unexpected `send`; expected `,` or `}`")]
+    assert _found(text) == [
+        (4, "syntax", "expected `,` or `}` after `1`, found `send` on the next line")
+    ]
 
 
 def test_a_broken_condition_line_is_set_aside_too() -> None:
@@ -199,7 +201,7 @@ def test_a_broken_condition_line_is_set_aside_too() -> None:
 
 def test_a_statement_cut_short_before_end_is_one_error() -> None:
     text = "rule r\n    when ping\n    then\n        send webhook\nend\n"
-    assert [(line, code) for line, code, _ in _found(text)] == [(5, "syntax")]
+    assert [(line, code) for line, code, _ in _found(text)] == [(4, "syntax")]
 
 
 def test_a_rule_without_then_is_one_error() -> None:
@@ -288,8 +290,8 @@ def test_a_statement_cut_short_by_the_next_one_is_set_aside_too() -> None:
     text += "    goal order_completed where order_completed.valeu > 1 within 1d\n"
     text += "    quiet hours 22:00\nend\n"
     assert [(line, code) for line, code, _ in _found(text)] == [
-        (5, "syntax"),  # the `(` left open: found at `then`
+        (4, "syntax"),  # the `(` left open: found at `then`, told where the line stops
         (6, "type-mismatch"),
         (7, "unknown-field"),
-        (9, "syntax"),  # the quiet hours without their end: found at `end`
+        (8, "syntax"),  # the quiet hours without their end: found at `end`, told on their line
     ]
