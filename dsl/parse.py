@@ -707,7 +707,22 @@ def _unexpected_token(
     text = str(token)
     after = source.text[span.end : span.end + 40]
     if token.type == "EQUAL" and "COMPARE_OP" in expected:
+        if after.startswith(">") or after.startswith("<"):  # `=>`, `=<`
+            written = "=" + after[0]
+            meant = after[0] + "="
+            return error(
+                "syntax",
+                f"`{written}` is not an operator: write `{meant}`",
+                source.span(span.start, span.end + 1),
+            )
         return error("syntax", "`=` is not a comparison: write `==`", span, label)
+    if text == "is" and ("IS_NULL" in expected or "COMPARE_OP" in expected):
+        return error(  # `is nul`, `is not nothing`: the multi-word operators did not match
+            "syntax",
+            "`is` goes with `null`: write `is null` or `is not null`",
+            span,
+            label,
+        )
     if token.type == "COMPARE_OP" and "COMPARE_OP" not in expected and "AND" in expected:
         return error(
             "syntax",
@@ -728,6 +743,16 @@ def _unexpected_token(
                 "(s, m, h, d or w), with no space",
                 source.span(span.start, span.end + unit_word.end()),
                 label or fix,
+            )
+        glued = re.match(r"[A-Za-z_]\w*", after)
+        if glued is not None:  # `24x`, `1y`, `1dd`: a unit that is none
+            written = text + glued.group()
+            return error(
+                "syntax",
+                f"`{written}` is not a duration: a duration is a whole number and a unit "
+                "(s, m, h, d or w)",
+                source.span(span.start, span.end + glued.end()),
+                label or "such as 30s, 15m, 2h, 7d or 2w",
             )
     if token.type in ("NUMBER", "INT") and "TIMESTAMP" in expected:
         stamp = re.match(r"[0-9][0-9T:+\-.Z]*", source.text[span.start : span.start + 40])

@@ -295,3 +295,22 @@ def test_a_statement_cut_short_by_the_next_one_is_set_aside_too() -> None:
         (7, "unknown-field"),
         (8, "syntax"),  # the quiet hours without their end: found at `end`, told on their line
     ]
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("if contact.score => 5", "`=>` is not an operator: write `>=`"),
+        ("if contact.score =< 5", "`=<` is not an operator: write `<=`"),
+        ("if contact.x is nul", "`is` goes with `null`: write `is null` or `is not null`"),
+        ("limit 1 per 24x", "`24x` is not a duration: a duration is a whole number and a unit"),
+        ("limit 1 per 1dd", "`1dd` is not a duration: a duration is a whole number and a unit"),
+    ],
+)
+def test_common_slips_are_named(written: str, message: str) -> None:
+    if written.startswith("if"):
+        text = f"rule r\n    when ping\n    {written}\n    then\n        score += 1\nend\n"
+    else:
+        text = f"rule r\n    when ping\n    then\n        score += 1\n    {written}\nend\n"
+    _, diagnostics = parse(Source("r.rules", text))
+    assert [d.message.split(" (s, m")[0] for d in diagnostics] == [message]
