@@ -49,6 +49,8 @@ _ALL: tuple[Code, ...] = (
         "be checked without it). Reading stops at a line that is fine on its own (the fault is "
         "before it, say an unclosed `{`), and at faults outside those lines (a rule without "
         "`then`). "
+        "A misspelt keyword with a suggestion as long as itself (`sned`, `scroe`) is read as meant, "
+        "so the rest of its line is checked too. "
         "A name whose `let` or `segment` did not parse is not reported where it is used. A keyword "
         "run into the word after it (`sendemail`, `stopif`, `oncee`) is an error, never read as "
         "two words.",

@@ -1202,6 +1202,16 @@ def _recover(
             break
         if replacement and len(replacement) > len(statement.rstrip()):
             break
+        fixed = _respelt(text, problem)
+        if fixed is not None:  # `sned` for `send`: read the line on as meant, for its other errors
+            retry, retry_problem = _parse_piece(Source(source.path, fixed), start, end)
+            if retry_problem is None or retry_problem.span.start > problem.span.end:
+                text = fixed
+                if retry_problem is None:
+                    return (retry if keep else []), found
+                problem = retry_problem
+                found.append(problem)
+                continue
         blanked = replacement + re.sub(r"[^\n]", " ", statement[len(replacement) :])
         text = text[:statement_start] + blanked + text[stop:]
         decls, problem_or_none = _parse_piece(Source(source.path, text), start, end)
@@ -1212,6 +1222,21 @@ def _recover(
             break
         found.append(problem)
     return [], found
+
+
+_MISSPELT = re.compile(r"unexpected `(\w+)` \(did you mean `(\w+)`\?\)")
+
+
+def _respelt(text: str, problem: Diagnostic) -> str | None:
+    """`text` with the misspelt keyword `problem` names replaced by the one it suggests, when
+    the two are as long (`sned`/`send`, `scroe`/`score`: positions hold); else None."""
+    found = _MISSPELT.fullmatch(problem.message)
+    span = problem.span
+    if found is None or len(found.group(1)) != len(found.group(2)):
+        return None
+    if text[span.start : span.end] != found.group(1):
+        return None
+    return text[: span.start] + found.group(2) + text[span.end :]
 
 
 def _parses_alone(text: str, start: int, end: int, at: int, stop: int) -> bool:

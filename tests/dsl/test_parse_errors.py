@@ -314,3 +314,14 @@ def test_common_slips_are_named(written: str, message: str) -> None:
         text = f"rule r\n    when ping\n    then\n        score += 1\n    {written}\nend\n"
     _, diagnostics = parse(Source("r.rules", text))
     assert [d.message.split(" (s, m")[0] for d in diagnostics] == [message]
+
+
+def test_a_misspelt_keyword_is_read_as_meant_to_find_the_line_s_other_errors() -> None:
+    text = 'rule r\n    when signed_up\n    then\n        sned email "w2" wiht { a: 1 }\n'
+    text += '        scroe += "x"\nend\n'
+    assert _found(text) == [
+        (4, "syntax", "unexpected `sned`"),
+        (4, "syntax", "unexpected `wiht`"),
+        (5, "syntax", "unexpected `scroe`"),
+        (5, "type-mismatch", "`score +=` takes a number, not a string"),
+    ]
