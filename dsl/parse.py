@@ -877,9 +877,12 @@ def _syntax_error(
             message, label = _CHARACTER_HINTS[ch]
             width = 2 if source.text[pos : pos + 2] in ("&&", "||") else 1
             return error("syntax", message, source.span(pos, pos + width), label)
-        allowed = _expected_text(set(exc.allowed or ()))
         shown = repr(ch) if ch.strip() == "" else f"`{ch}`"
-        return error("syntax", f"unexpected character {shown}; expected {allowed}", span)
+        allowed = set(exc.allowed or ())
+        if len(allowed) > 6:  # what the lexer could read here, not what the rule needs: no help
+            return error("syntax", f"unexpected character {shown}", span)
+        expected = _expected_text(allowed)
+        return error("syntax", f"unexpected character {shown}; expected {expected}", span)
     if isinstance(exc, UnexpectedEOF):
         expected = _expected_text(set(exc.expected))
         return error(

@@ -325,3 +325,11 @@ def test_a_misspelt_keyword_is_read_as_meant_to_find_the_line_s_other_errors() -
         (5, "syntax", "unexpected `scroe`"),
         (5, "type-mismatch", "`score +=` takes a number, not a string"),
     ]
+
+
+def test_a_stray_character_is_named_without_a_list_of_everything() -> None:
+    text = "rule r\n    when signed_up @\n    then\n        score += 1\nend\n"
+    _, diagnostics = parse(Source("r.rules", text))
+    assert [(d.span.line, d.span.column, d.message) for d in diagnostics] == [
+        (2, 20, "unexpected character `@`")
+    ]
