@@ -362,6 +362,17 @@ _ALL: tuple[Code, ...] = (
         "        score += 1\nend\n",
     ),
     Code(
+        "time-number",
+        W,
+        "a time compared with a plain number",
+        "Inside the engine a time is a number of epoch seconds, so `contact.renewal_at > 5` "
+        "compares with the fifth second of 1970: it is almost always true. An age is a time "
+        "subtracted from another, compared with a duration: `now - contact.renewal_at > 5d`; "
+        "`days_since(contact.renewal_at) > 5` says the same.",
+        "contact { renewal_at: time }\n\nrule r\n    when signed_up\n"
+        "    if contact.renewal_at > 5\n    then\n        score += 1\nend\n",
+    ),
+    Code(
         "read-only-field",
         E,
         "a step changes a contact field the engine keeps",

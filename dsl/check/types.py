@@ -405,6 +405,14 @@ class _Types:
                     f"{'false' if op == '==' else 'true'}",
                 )
         elif op in ("<", "<=", ">", ">="):
+            if {a, b} == {"time", "number"}:
+                self.report(
+                    "time-number",
+                    "a time compared with a plain number (a time is epoch seconds)",
+                    expr,
+                    label(),
+                    "to compare an age, write `now - <time> > 5d` or `days_since(<time>) > 5`",
+                )
             if not orderable(a, b):
                 notes = []
                 if {a, b} == {"time", "duration"}:
