@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -1153,6 +1154,46 @@ def _statement_end(text: str, line_start: int, end: int, words: frozenset[str]) 
     return end
 
 
+@dataclass(frozen=True, slots=True)
+class _Statement:
+    """A statement recovery may set aside: `text[start:stop]`, the template it is parsed alone
+    in, and what it becomes when set aside (blank, or `when x` for a trigger)."""
+
+    start: int
+    stop: int
+    alone: str
+    replacement: str = ""
+
+
+def _statement_at(text: str, start: int, end: int, at: int) -> _Statement | None:
+    """The statement starting at `at` in the declaration `text[start:end]`, when it is one
+    recovery handles: a line of a rule's body or of a test, a rule's `if` or its trigger."""
+    first_word = _FIRST_WORD.match(text, at, end)
+    word = None if first_word is None else first_word.group(1)
+    body = _body_start(text, start, end)
+    if body is not None and at >= body[1]:
+        return _Statement(at, _statement_end(text, at, end, _STATEMENT_WORDS), _ALONE[body[0]])
+    head = _FIRST_WORD.match(text, start)
+    if head is None or head.group(1) != "rule" or word not in ("if", "when"):
+        return None
+    stop = _statement_end(text, at, end, _STATEMENT_WORDS | {"then", "if"})
+    then = _THEN.search(_masked(text[at:stop]))
+    if then is not None:  # `if a == 1 then` on one line
+        stop = at + then.start()
+    if word == "if":
+        return _Statement(at, stop, _IF_ALONE)
+    return _Statement(at, stop, _WHEN_ALONE, "when x")
+
+
+def _is_fault(text: str, statement: _Statement) -> bool:
+    """Whether the statement is broken by itself (it does not parse alone; `end` never is)."""
+    body = text[statement.start : statement.stop]
+    word = _FIRST_WORD.match(body)
+    if word is not None and word.group(1) == "end":
+        return False
+    return not _parses(statement.alone.format(body))
+
+
 def _recover(
     source: Source, start: int, end: int, first: Diagnostic
 ) -> tuple[list[ast.Decl], list[Diagnostic]]:
@@ -1162,48 +1203,28 @@ def _recover(
 
     The statement is blanked (positions hold), except a broken trigger, which becomes `when x`:
     the rule needs one, and errors found further on are syntax errors only (what the checker
-    would say of `x` is not kept). A statement that parses on its own is not the fault (an
-    unclosed bracket before it is): recovery stops there, as it does for errors elsewhere (a
-    rule without `then`), so that no error is reported that fixing one would not leave."""
+    would say of `x` is not kept). A misspelt keyword with a suggestion as long as itself is
+    read as meant instead, so the rest of its line is read too. A statement that parses on its
+    own is not the fault (an unclosed bracket before it is): recovery stops there, as it does
+    for errors elsewhere (a rule without `then`), so that no error is reported that fixing one
+    would not leave."""
     text = source.text
     found: list[Diagnostic] = []
     problem = first
-    head = _FIRST_WORD.match(text, start)
-    rule = head is not None and head.group(1) == "rule"
     keep = True
     for _ in range(_MAX_RECOVERIES):
         at = problem.span.start
         if at >= end:
             break
-        statement_start = _statement_start(text, start, at)
-        if statement_start > start and not text[statement_start:at].strip():
+        statement = _statement_at(text, start, end, _statement_start(text, start, at))
+        if statement is not None and not text[statement.start : at].strip():
             # The error is the first word of its statement (`end` after `quiet hours 22:00`,
             # `then` after `if (a`): the statement before it may be the one cut short.
-            before = _statement_start(text, start, statement_start - 1)
-            if before > start and not _parses_alone(text, start, end, before, statement_start):
-                statement_start = before
-        first_word = _FIRST_WORD.match(text, statement_start, end)
-        word = None if first_word is None else first_word.group(1)
-        body = _body_start(text, start, end)
-        replacement = ""
-        if body is not None and statement_start >= body[1]:
-            alone = _ALONE[body[0]]
-            stop = _statement_end(text, statement_start, end, _STATEMENT_WORDS)
-        elif rule and word in ("if", "when"):  # a condition or trigger: up to what follows it
-            alone = _IF_ALONE if word == "if" else _WHEN_ALONE
-            after = _STATEMENT_WORDS | {"then", "if"}
-            stop = _statement_end(text, statement_start, end, after)
-            then = _THEN.search(_masked(text[statement_start:stop]))
-            if then is not None:
-                stop = statement_start + then.start()
-            if word == "when":
-                replacement, keep = "when x", False
-        else:
-            break
-        statement = text[statement_start:stop]
-        if word == "end" or _parses(alone.format(statement)):
-            break
-        if replacement and len(replacement) > len(statement.rstrip()):
+            earlier = _statement_start(text, start, max(statement.start - 1, start))
+            before = _statement_at(text, start, end, earlier)
+            if before is not None and before.start < statement.start and _is_fault(text, before):
+                statement = before
+        if statement is None or not _is_fault(text, statement):
             break
         fixed = _respelt(text, problem)
         if fixed is not None:  # `sned` for `send`: read the line on as meant, for its other errors
@@ -1215,13 +1236,22 @@ def _recover(
                 problem = retry_problem
                 found.append(problem)
                 continue
-        blanked = replacement + re.sub(r"[^\n]", " ", statement[len(replacement) :])
-        text = text[:statement_start] + blanked + text[stop:]
+        old = text[statement.start : statement.stop]
+        new = statement.replacement
+        if len(new) > len(old.rstrip()):
+            break
+        text = (
+            text[: statement.start]
+            + new
+            + re.sub(r"[^\n]", " ", old[len(new) :])
+            + text[statement.stop :]
+        )
+        keep = keep and not new
         decls, problem_or_none = _parse_piece(Source(source.path, text), start, end)
         if problem_or_none is None:
             return (decls if keep else []), found
         problem = problem_or_none
-        if problem.span.start < stop:  # not further on: give up on this declaration
+        if problem.span.start < statement.stop:  # not further on: give up on this declaration
             break
         found.append(problem)
     return [], found
@@ -1240,23 +1270,6 @@ def _respelt(text: str, problem: Diagnostic) -> str | None:
     if text[span.start : span.end] != found.group(1):
         return None
     return text[: span.start] + found.group(2) + text[span.end :]
-
-
-def _parses_alone(text: str, start: int, end: int, at: int, stop: int) -> bool:
-    """Whether the statement in `text[at:stop]` (of the declaration at `start`) parses on its
-    own, as a line of a rule's body, test, `if` or trigger; true when it is none of those."""
-    word = _FIRST_WORD.match(text, at, stop)
-    body = _body_start(text, start, end)
-    statement = text[at:stop]
-    if body is not None and at >= body[1]:
-        return (word is not None and word.group(1) == "end") or _parses(
-            _ALONE[body[0]].format(statement)
-        )
-    if word is not None and word.group(1) == "if":
-        return _parses(_IF_ALONE.format(statement))
-    if word is not None and word.group(1) == "when":
-        return _parses(_WHEN_ALONE.format(statement))
-    return True
 
 
 def _statement_start(text: str, start: int, at: int) -> int:
