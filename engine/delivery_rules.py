@@ -16,6 +16,7 @@ __all__ = [
     "allowed_by_cap",
     "best_channel",
     "fits_channel_cap",
+    "give_back",
     "quiet_until",
     "zone",
 ]
@@ -50,6 +51,13 @@ def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> boo
     lie at or before now): the window is `(now - per, now]`, so a firing exactly `per` after an
     earlier one no longer counts it. Prunes `sent` in place."""
     return fits_channel_cap(sent, count, per, now, now)
+
+
+def give_back(sent: list[float] | None, at: float) -> None:
+    """An action counted under its channel's cap at `at` will not go out after all (a
+    deferred send cancelled, or its consent withdrawn): it no longer counts."""
+    if sent and at in sent:
+        sent.remove(at)
 
 
 def fits_channel_cap(sent: list[float], count: int, per: float, at: float, now: float) -> bool:

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment
 
 from .decision import Context, Decision, HeldFiring, count_rule
-from .delivery_rules import allowed_by_cap
+from .delivery_rules import CONSENT_TRAIT, allowed_by_cap
 from .dispatch import TypePlan, type_plans
 from .events import Event
 from .merge import merge_contact
@@ -67,8 +67,6 @@ _ENGAGEMENT = {
     "sms_replied": "sms",
 }
 _SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
-# The consent a deferred send still needs when it goes out (only email and sms are deferred).
-_CONSENT = {"email": "consent_email", "sms": "consent_sms"}
 _EXIT_CANCELS = ("wait", "deliver")
 
 
@@ -189,7 +187,7 @@ class Engine:
             ctx.segments_at = 0
         if timer.kind == "deliver":
             action = payload["action"]
-            if ctx.traits.get(_CONSENT[action.kind]) is not True:
+            if ctx.traits.get(CONSENT_TRAIT[action.kind]) is not True:
                 # consent withdrawn while it waited for the end of quiet hours
                 withdrawn(ctx, action, timer.due, self.trace)
                 return d
@@ -226,21 +224,20 @@ class Engine:
             self._drain(ctx)
         return d
 
-    def firing_order(self, timer: Timer | None) -> tuple[int, int, str, float, int, str]:
+    def firing_order(self, timer: Timer | None) -> tuple[int, int, float, int, str]:
         """The order a contact's timers due at one instant fire in: the segments check first
-        (the rules then see membership at that instant), then as rules fire (priority, higher
-        first, then rule name); a rule's sends deferred by quiet hours first, as they were
-        decided (time, then step), then its other timers; then by timer id."""
+        (the rules then see membership at that instant), then as rules fire (`rank`); a rule's
+        sends deferred by quiet hours first, as they were decided (time, then step), then its
+        other timers; then by timer id. A timer of a rule gone from the ruleset does nothing."""
         if timer is None:
-            return (0, 0, "", 0.0, 0, "")
+            return (0, 0, 0.0, 0, "")
         if timer.kind == SEGMENT_CHECK:
-            return (0, 0, "", 0.0, 0, timer.id)
-        rule = self.rules.get(timer.rule)
-        priority = -(rule.priority if rule is not None else 0)
+            return (0, 0, 0.0, 0, timer.id)
+        rank = self.rank.get(timer.rule, -1)
         order = timer.payload.get("order") if timer.kind == "deliver" else None
         if order:
-            return (1, priority, timer.rule, float(order[0]), int(order[1]), timer.id)
-        return (1, priority, timer.rule, timer.due, 0, timer.id)
+            return (1, rank, float(order[0]), int(order[1]), timer.id)
+        return (1, rank, timer.due, 0, timer.id)
 
     def _segments_current(self, state: ContactState, now: float) -> bool:
         """Whether the segments this engine last evaluated for `state` still hold, as long
@@ -335,7 +332,7 @@ class Engine:
             if plan.goals:
                 self._run_goals(ctx, e, plan.goals)
             entries = plan.entries
-            if entries:
+            if entries or held:
                 index = plan.index
                 run_triggers(
                     self,
@@ -345,9 +342,6 @@ class Engine:
                     base,
                     held=held or None,
                 )
-            elif held:
-                for _, rule, b, trigger_id in held:
-                    self.fire_rule(ctx, rule, b, trigger_id)
         if self.segments and ctx.segments_at != ctx.changes:
             reevaluate(self, ctx, e)
 

@@ -191,22 +191,24 @@ def _parse_time(value: str) -> tuple[float, str]:
     hit = _TIMES.get(value)
     if hit is not None:
         return hit
-    if len(value) == 20 and value[19] == "Z" and value[13] == ":" and value[16] == ":":
-        hour = _HOURS.get(value[:13])
-        if hour is not None:
-            minute = _SIXTY.get(value[14:16])
-            second = _SIXTY.get(value[17:19])
-            if minute is not None and second is not None:
-                result = hour + (minute * 60 + second), value
-                if len(_TIMES) >= _TIMES_MAX:
-                    _TIMES.clear()
-                _TIMES[value] = result  # events close in time share their timestamps
-                return result
-    result = _parse_new_time(value)
+    result = _in_known_hour(value) or _parse_new_time(value)
     if len(_TIMES) >= _TIMES_MAX:
         _TIMES.clear()
     _TIMES[value] = result
     return result
+
+
+def _in_known_hour(value: str) -> tuple[float, str] | None:
+    """`_parse_time` of a normalised timestamp whose hour was parsed whole before, without
+    `datetime`; None for any other text."""
+    if len(value) != 20 or value[19] != "Z" or value[13] != ":" or value[16] != ":":
+        return None
+    hour = _HOURS.get(value[:13])
+    minute = _SIXTY.get(value[14:16])
+    second = _SIXTY.get(value[17:19])
+    if hour is None or minute is None or second is None:
+        return None
+    return hour + (minute * 60 + second), value
 
 
 def _parse_new_time(value: str) -> tuple[float, str]:

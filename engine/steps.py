@@ -22,7 +22,7 @@ from nudge.dsl.plan import (
 
 from .actions import Action, action_id
 from .decision import Context, count_rule
-from .delivery_rules import best_channel, fits_channel_cap, quiet_until, zone
+from .delivery_rules import best_channel, fits_channel_cap, give_back, quiet_until, zone
 from .events import Event, format_time
 from .timers import arm, deliver_id, wait_id
 
@@ -312,14 +312,9 @@ def _deliver(
             else:
                 reason = "capped"
     if reason is not None:
-        counts = ctx.d.suppressed
-        counts[reason] = counts.get(reason, 0) + 1
-        count_rule(ctx.d, rule.name, "suppressed:" + reason)
-        if engine.trace:
-            action.suppressed = reason
-            if later is not None:  # when it would have been due
-                action.at = format_time(later)
-            ctx.d.trace.append(action)
+        if engine.trace and later is not None:  # traced at when it would have been due
+            action.at = format_time(later)
+        _suppressed(ctx, action, reason, engine.trace)
         return
     action.contact = dict(ctx.traits)
     if later is not None:
@@ -350,14 +345,17 @@ def given_trait_fits(key: str, value: Any) -> bool:
 def withdrawn(ctx: Context, action: Action, due: float, trace: bool) -> None:
     """A send deferred by quiet hours whose consent was withdrawn before it went out: it is
     suppressed (`no_consent`) now, and no longer counts for its channel's cap."""
-    sent = ctx.state.sends.get(action.kind)
-    if sent and due in sent:
-        sent.remove(due)
+    give_back(ctx.state.sends.get(action.kind), due)
+    _suppressed(ctx, action, "no_consent", trace)
+
+
+def _suppressed(ctx: Context, action: Action, reason: str, trace: bool) -> None:
+    """Count `action` as suppressed for `reason` (and trace it, when tracing)."""
     counts = ctx.d.suppressed
-    counts["no_consent"] = counts.get("no_consent", 0) + 1
-    count_rule(ctx.d, action.rule, "suppressed:no_consent")
+    counts[reason] = counts.get(reason, 0) + 1
+    count_rule(ctx.d, action.rule, "suppressed:" + reason)
     if trace:
-        action.suppressed = "no_consent"
+        action.suppressed = reason
         ctx.d.trace.append(action)
 
 

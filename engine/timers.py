@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from .decision import Context
+from .delivery_rules import give_back
 from .events import Event
 from .state import Timer
 
@@ -68,7 +69,5 @@ def cancel_rule_timers(ctx: Context, rule: str, kinds: tuple[str, ...]) -> int:
     for tid in doomed:
         timer = timers.pop(tid)
         if timer.kind == "deliver":  # a deferred email or sms that will not go out
-            sent = ctx.state.sends.get(timer.payload["action"].kind)
-            if sent and timer.due in sent:
-                sent.remove(timer.due)  # no longer counts for its channel's cap
+            give_back(ctx.state.sends.get(timer.payload["action"].kind), timer.due)
     return len(doomed)
