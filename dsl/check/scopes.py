@@ -59,17 +59,18 @@ class Resolved:
 
 
 def resolve(scope: Scope, name: str, ctx: Context) -> Resolved:
-    """What the head of a path means in a scope."""
+    """What the head of a path means in a scope. `contact` is always the contact, even in a
+    rule on an event type named `contact` (that event is `event`, or its alias)."""
+    if name == "contact":
+        if scope.contact:
+            return Resolved("contact")
+        return Resolved("hidden", why=f"{scope.place} cannot read `contact`")
     if name in scope.bindings:
         return Resolved("binding", binding=scope.bindings[name])
     if name == "event":
         if scope.event is not None:
             return Resolved("event", binding=scope.event)
         return Resolved("hidden", why=f"there is no `event` in {scope.place}")
-    if name == "contact":
-        if scope.contact:
-            return Resolved("contact")
-        return Resolved("hidden", why=f"{scope.place} cannot read `contact`")
     if name in scope.hidden:
         return Resolved("hidden", why=scope.hidden[name])
     if name in ctx.lets:
@@ -103,7 +104,7 @@ def count_scope(count: ast.Count, outer: Scope) -> Scope:
     hidden = {name: why for name in outer.bindings if name != event}
     return Scope(
         f"`count({event} ...)`",
-        {} if event == "contact" else {event: binding},
+        {event: binding},
         binding,
         contact=True,
         constant=False,
@@ -116,19 +117,10 @@ def count_scope(count: ast.Count, outer: Scope) -> Scope:
 
 def _bind(match: ast.EventMatch, *, alias: bool = True) -> dict[str, Binding]:
     binding = Binding(match.event.value, match)
-    # An event type named `contact` is not bound by its name: `contact` means the contact.
-    names = {} if match.event.value == "contact" else {match.event.value: binding}
+    names = {match.event.value: binding}
     if alias and match.alias is not None:
         names[match.alias.value] = binding
     return names
-
-
-def _event_of(names: Mapping[str, Binding], match: ast.EventMatch) -> Binding:
-    """The binding `event` means for `match` (its type name may be unbound: `contact`)."""
-    found = names.get(match.event.value)
-    if found is None and match.alias is not None:
-        found = names.get(match.alias.value)
-    return found if found is not None else Binding(match.event.value, match)
 
 
 def _merge(*parts: Mapping[str, Binding]) -> dict[str, Binding]:
@@ -156,14 +148,14 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
     wheres: list[tuple[ast.EventMatch, Scope]] = []
     if isinstance(trigger, ast.OnEvent | ast.Repeated):
         names = _bind(trigger.match)
-        event = _event_of(names, trigger.match)
+        event = names[trigger.match.event.value]
         body = Scope(here, names, event)
         wheres.append((trigger.match, Scope(here, names, event)))
     elif isinstance(trigger, ast.FollowedBy | ast.NotFollowedBy):
         first = _bind(trigger.first)
         second = _bind(trigger.second)
-        first_event = _event_of(first, trigger.first)
-        second_event = _event_of(second, trigger.second)
+        first_event = first[trigger.first.event.value]
+        second_event = second[trigger.second.event.value]
         early = {
             n: "the first event's `where` is checked before the second event exists"
             for n in second
@@ -189,7 +181,7 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
             kind = "an `exit on`" if isinstance(clause, ast.ExitOn) else "a `goal`"
             why = f"the `where` of {kind} sees only its own event, the contact and constants"
             hidden = {n: why for n in (*body.bindings, *body.hidden) if n not in own}
-            event = _event_of(own, clause.match)
+            event = own[clause.match.event.value]
             clauses.append((clause.match, Scope(f"{kind} condition", own, event, hidden=hidden)))
     return RuleScopes(tuple(wheres), body, tuple(clauses))
 

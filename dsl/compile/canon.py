@@ -152,7 +152,9 @@ def expect_text(expect: ast.Expect | ast.ExpectContact) -> str:
 def window_id(event: str, where: ast.Expr | None, names: Iterable[str]) -> str:
     """`w:<event>:<digest>`: the id of the window of `event` matching `where`, in which `names`
     are the counted event (so `count(E where E.x ...)` and `N E as e where e.x ...` share one).
-    Stable across reloads and layouts."""
-    text = expr_text(where, dict.fromkeys(names, "event")) if where is not None else ""
+    Stable across reloads and layouts. `contact` is never one of them: it is the contact."""
+    counted = dict.fromkeys(names, "event")
+    counted.pop("contact", None)
+    text = expr_text(where, counted) if where is not None else ""
     digest = hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
     return f"w:{event}:{digest}"

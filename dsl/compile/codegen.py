@@ -48,7 +48,7 @@ WindowUse = Callable[[ast.Count, "FileUnit"], str]
 
 def _no_windows(count: ast.Count, unit: FileUnit) -> str:
     """A lone expression's window ids (no window is built for it)."""
-    return window_id(count.event.value, count.where, {count.event.value, "event"} - {"contact"})
+    return window_id(count.event.value, count.where, (count.event.value, "event"))
 
 
 class FileUnit:
@@ -341,12 +341,7 @@ class _Gen:
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
         if isinstance(expr, ast.ObjectExpr):
             return self.obj(expr, self.value)
-        if (
-            isinstance(expr, ast.Path)
-            and len(expr.parts) == 1
-            and expr.parts[0].value == "contact"
-            and "contact" not in self.scope.events
-        ):
+        if isinstance(expr, ast.Path) and len(expr.parts) == 1 and expr.parts[0].value == "contact":
             # the contact itself changes as later steps and events run: leave with a copy
             return _at(_call("fresh", self.expr(expr)), expr.span)
         if is_time:
@@ -439,7 +434,7 @@ class _Gen:
 
     def path(self, expr: ast.Path) -> py.expr:
         head, rest = expr.parts[0].value, [p.value for p in expr.parts[1:]]
-        if head == "contact" and "contact" not in self.scope.events:
+        if head == "contact":  # always the contact, even on an event type named `contact`
             if not rest:
                 return _name("c")
             base: py.expr = py.Call(

@@ -68,20 +68,12 @@ def _pending(b: Mapping[str, Any], c: Mapping[str, Any], now: float, h: Any) -> 
 
 def _own(match: ast.EventMatch) -> dict[str, str]:
     """The matched event under all its names: its type, its alias and `event`."""
-    return _unbound({match.event.value: "event", match.binding: "event", "event": "event"})
+    return {match.event.value: "event", match.binding: "event", "event": "event"}
 
 
 def _with_first(first: ast.EventMatch, second: ast.EventMatch) -> dict[str, str]:
     """E1 by its names (at `b[first.binding]`), then E2 as the event (E2 wins a clash)."""
-    names = {first.event.value: first.binding, first.binding: first.binding, **_own(second)}
-    return _unbound(names)
-
-
-def _unbound(names: dict[str, str]) -> dict[str, str]:
-    """Without `contact`: an event type named so is reached by `event` or an alias, and
-    `contact` always means the contact (as the checker has it)."""
-    names.pop("contact", None)
-    return names
+    return {first.event.value: first.binding, first.binding: first.binding, **_own(second)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +128,7 @@ class _Windows:
         return wid
 
     def from_count(self, count: ast.Count, unit: FileUnit) -> str:
-        names = {count.event.value, "event"} - {"contact"}
+        names = {count.event.value, "event"}
         return self.use(count.event.value, count.where, names, count.within.seconds, unit)
 
     def plan(self) -> dict[str, plan.Window]:
@@ -307,7 +299,7 @@ class _Builder:
             case ast.Repeated(count=n, match=m, within=within):
                 first = self.match(m, scopes.first, f"{name}.when")
                 unit = self.units.get(trigger.span.path) or self._any_unit()
-                names = {m.event.value, m.binding, "event"} - {"contact"}
+                names = {m.event.value, m.binding, "event"}
                 wid = self.windows.use(m.event.value, m.where, names, within.seconds, unit)
                 return plan.Trigger(
                     "repeated", first=first, within=float(within.seconds), count=n, window=wid
