@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 
@@ -612,13 +612,12 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
                 size += len(more)
                 if not more or more.endswith(b"\n"):
                     break
-            big = _too_large(size - (len(more) - len(more.rstrip(b"\r\n"))), line)
-            yield Rejected(big.reason, big.detail, big.raw, number)
+            yield replace(
+                _too_large(size - (len(more) - len(more.rstrip(b"\r\n"))), line), line=number
+            )
             continue
         line = line.rstrip(b"\r\n")
         if not line or line.isspace():
             continue
         item = parse_event(line)
-        if type(item) is Rejected:
-            item = Rejected(item.reason, item.detail, item.raw, number)
-        yield item
+        yield replace(item, line=number) if type(item) is Rejected else item
