@@ -13,8 +13,9 @@ ACTION_KINDS = ("email", "sms", "webhook", "audience_add", "audience_remove", "s
 
 def action_id(rule: str, contact_id: str, trigger_id: str, step: int) -> str:
     """The deterministic id of the action a rule's step gives a contact for a triggering
-    event. The contact is part of it: event ids are de-duplicated per contact, so two
-    contacts' events may share one, and their actions must not."""
+    event. The contact is part of it: ids of events the engine makes (`score_changed`, ...)
+    derive from the event that caused them, and a merge brings one contact's timers to
+    another."""
     return "a-" + derived_id(rule, contact_id, trigger_id, str(step))
 
 

@@ -57,6 +57,7 @@ class Context:
 
     __slots__ = (
         "_at",
+        "_ids",
         "changes",
         "d",
         "depth",
@@ -84,6 +85,22 @@ class Context:
         # While set, `entered`/`left` firings wait here to take their turn among the rules of
         # the event (priority order): (rank, rule, bindings, trigger id).
         self.held: list[HeldFiring] | None = None
+        self._ids: set[str] | None = None  # ids of the events made here (`fresh_id`)
+
+    def fresh_id(self, event_id: str) -> str:
+        """`event_id` for an event made here, or, when one made here has it already (a
+        segment entered, left and entered again in one cascade), `<event_id>#2`, `#3`..."""
+        ids = self._ids
+        if ids is None:
+            self._ids = {event_id}
+            return event_id
+        if event_id in ids:
+            n = 2
+            while f"{event_id}#{n}" in ids:
+                n += 1
+            event_id = f"{event_id}#{n}"
+        ids.add(event_id)
+        return event_id
 
     def make_record(self, kind: str, rule: str | None, fields: dict[str, Any]) -> TraceRecord:
         """A trace record: kind, rule, contact_id, at, then `fields`."""

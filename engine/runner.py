@@ -24,7 +24,7 @@ from .clock import Clock
 from .decision import Decision
 from .engine import Engine
 from .events import Event
-from .state import ContactState, ContactStore, TimerRef
+from .state import ContactState, ContactStore, InProcessStore, TimerRef
 
 __all__ = ["RunStats", "Runner"]
 
@@ -56,6 +56,8 @@ class Runner:
         self.shards = shards
         self.timer_batch = timer_batch
         self.stats = RunStats()
+        # An in-process store's own mapping: nothing to load or write back per batch.
+        self._live = store.live() if isinstance(store, InProcessStore) else None
         # Timers armed while a batch runs are indexed locally only if due before this.
         self._horizon = -math.inf
 
@@ -102,10 +104,18 @@ class Runner:
                 await self._process(batch, out, drained=True)
                 return
             # what is left due before the first event cannot fire (stale index entries)
-        ids: set[str] = {e.contact_id for e in batch}
-        ids.update(e.anonymous_id for e in batch if e.anonymous_id is not None)
-        ids.update(ref.contact_id for ref in refs)
-        states = await self._load(ids)
+        # ids another contact holds: duplicates (the contact's own `seen` finds the others)
+        foreign = await self.store.claim_ids(
+            [(e.id, e.contact_id) for e in batch], self.engine.dedup_seconds, horizon
+        )
+        live = self._live
+        if live is None:
+            ids: set[str] = {e.contact_id for e in batch}
+            ids.update(e.anonymous_id for e in batch if e.anonymous_id is not None)
+            ids.update(ref.contact_id for ref in refs)
+            states = await self._load(ids)
+        else:
+            states = live
         heap = list(refs)  # sorted, hence a heap
         self._horizon = horizon
         dirty: dict[str, ContactState] = {}
@@ -114,10 +124,14 @@ class Runner:
         observe = self.clock.observe
         stats = self.stats
         timers = out.timers
-        for e in batch:
+        for i, e in enumerate(batch):
             now = observe(e.ts)
             if heap and heap[0][0] < now:
                 await self._fire_heap(heap, now, states, dirty, out, inclusive=False)
+            if foreign and i in foreign:
+                stats.events += 1
+                stats.duplicates += 1
+                continue
             state = states[e.contact_id]
             if state.merged_into is not None:
                 state = await self._route(state, states)
@@ -139,7 +153,7 @@ class Runner:
                         heapq.heappush(heap, TimerRef(timer.due, timer.contact_id, timer.id))
         try:
             if dirty:
-                await self.store.save(dirty.values(), armed=timers)
+                await self.store.save(dirty.values() if live is None else (), armed=timers)
         finally:
             timers.clear()
 
@@ -174,14 +188,15 @@ class Runner:
             # A full chunk may leave timers due before its last one for the next chunk:
             # fire timers armed meanwhile only up to that point, to keep due order.
             limit = refs[-1].due if full else until
-            states = await self._load({ref.contact_id for ref in refs})
+            live = self._live
+            states = await self._load({r.contact_id for r in refs}) if live is None else live
             dirty: dict[str, ContactState] = {}
             heap = list(refs)
             self._horizon = math.nextafter(limit, math.inf)
             await self._fire_heap(heap, limit, states, dirty, out, inclusive=True)
             try:
                 if dirty:
-                    await store.save(dirty.values(), armed=out.timers)
+                    await store.save(dirty.values() if live is None else (), armed=out.timers)
             finally:
                 out.timers.clear()
             if not full:

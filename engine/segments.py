@@ -198,24 +198,26 @@ def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Seg
     traits["segments"] = members
     ctx.changes += 1
     ctx.segments_at = ctx.changes
-    firings: list[Rule] = []
+    # (rule, trigger id): an `entered`/`left` rule's actions derive their ids from the id of
+    # the `segment_entered`/`segment_left` event, unique even when a cascade enters twice
+    firings: list[tuple[Rule, str]] = []
     for name, inside in changes:
         kind = "segment_entered" if inside else "segment_left"
         if engine.trace:
             ctx.record("segment", None, {"segment": name, "entered": inside})
-        emit_event(engine, ctx, kind, {"segment": name}, f"{cause.id}/{name}")
+        trigger_id = emit_event(engine, ctx, kind, {"segment": name}, f"{cause.id}/{name}")
         trigger = "entered" if inside else "left"
         for rule in engine.on_segment.get(name, ()):
             if rule.trigger.kind == trigger:
-                firings.append(rule)
+                firings.append((rule, trigger_id))
     if not firings:
         return
     rank = engine.rank
-    firings.sort(key=lambda r: rank[r.name])  # rules fire in priority order
+    firings.sort(key=lambda f: rank[f[0].name])  # rules fire in priority order
     b = {"event": cause, cause.type: cause}
     held = ctx.held
     if held is not None:  # the event's own rules are next: take turns with them
-        held.extend((rank[rule.name], rule, b, cause.id) for rule in firings)
+        held.extend((rank[rule.name], rule, b, trigger_id) for rule, trigger_id in firings)
         return
-    for rule in firings:
-        engine.fire_rule(ctx, rule, b, cause.id)
+    for rule, trigger_id in firings:
+        engine.fire_rule(ctx, rule, b, trigger_id)

@@ -12,7 +12,7 @@ worker finds the due timers of the partitions it owns.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from collections.abc import Awaitable, Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -24,6 +24,7 @@ from .events import Event
 __all__ = [
     "ContactState",
     "ContactStore",
+    "InProcessStore",
     "Timer",
     "TimerRef",
     "TimerSummary",
@@ -318,6 +319,12 @@ class ContactStore(Protocol):
       not remove them: a timer leaves the index when a saved state no longer holds it.
       `shard` is `partition_for(contact_id, store.partitions)`.
     - `timer_summary(shards)`: how many timers are pending and the earliest due time.
+    - `claim_ids(claims, ttl, now)`: claim each `(event id, contact id)` for its contact, in
+      order; the first claim of an id wins and is kept at least `ttl` seconds (from `now`,
+      the caller's clock). Returns the positions of the claims of ids another contact holds:
+      those events are duplicates (an id is unique across contacts, LANGUAGE.md section 1).
+      A claim by the holder itself is no duplicate here: the contact's own `seen` decides,
+      atomically with its state, so a batch retried after a crash is handled again.
     - `close()`: release connections.
     """
 
@@ -338,4 +345,20 @@ class ContactStore(Protocol):
 
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary: ...
 
+    async def claim_ids(
+        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> set[int]: ...
+
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class InProcessStore(ContactStore, Protocol):
+    """A `ContactStore` that holds the states themselves, not copies of them.
+
+    `live()` is its mapping of contact id to state, where looking up a contact it does not
+    hold yet keeps a fresh state for it. A runner works on that mapping directly (no `load`
+    per batch) and calls `save` with no states, only to index the timers it armed.
+    """
+
+    def live(self) -> dict[str, ContactState]: ...

@@ -419,17 +419,18 @@ def emit_event(
     event_type: str,
     properties: dict[str, Any],
     cause: str,
-) -> None:
-    """Queue an internal event for the contact, processed right after the current one; its
-    id is `<cause>/<event type>`: deterministic, unique per cause, and readable in traces
+) -> str:
+    """Queue an internal event for the contact, processed right after the current one, and
+    return its id: `<cause>/<event type>`, deterministic, unique per cause (`Context.fresh_id`
+    for a cause that gives one twice), and readable in traces
     (`evt-9/score_views/0/score_changed`). An event that no rule, window, exit or goal
-    listens to would
-    change nothing: it is not made at all."""
+    listens to would change nothing: it is not made at all (its id is returned all the same)."""
+    eid = ctx.fresh_id(f"{cause}/{event_type}")
     if event_type not in engine.listened:
-        return
-    eid = f"{cause}/{event_type}"
+        return eid
     event = Event(eid, event_type, ctx.state.contact_id, ctx.now, ctx.at, properties, inbound=False)
     queue = ctx.queue
     if queue is None:
         queue = ctx.queue = []
     queue.append((event, ctx.depth + 1))
+    return eid

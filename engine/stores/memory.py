@@ -1,8 +1,9 @@
 """MemoryStore: contact states in a dict, timers in a due-ordered heap per shard.
 
 For replay, tests and single-process runs. States are held by reference: `load` returns the
-stored object itself, so the engine's in-place changes cost nothing to keep; `save` only
-brings the timer index up to date: it pushes the timers it is told were armed (`armed`, as
+stored object itself, so the engine's in-place changes cost nothing to keep, and `live()`
+hands the runner the mapping itself (no `load` per batch); `save` only brings the timer
+index up to date: it pushes the timers it is told were armed (`armed`, as
 the runner passes them), else the ones of each state it has not indexed yet. An index entry
 is checked against the contact's timers when it falls due: one whose timer is gone or was
 moved is skipped then. The refs `due_timers` returns leave the heap until the next call,
@@ -12,13 +13,22 @@ which puts back those whose timers are still there.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Awaitable, Collection, Iterable
+import math
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from operator import is_
 
 from ..partitioning import partition_for
 from ..state import ContactState, Timer, TimerRef, TimerSummary
 
 __all__ = ["MemoryStore"]
+
+
+class _States(dict[str, ContactState]):
+    """Contact id -> state; looking up a contact not held yet keeps a fresh state for it."""
+
+    def __missing__(self, contact_id: str) -> ContactState:
+        state = self[contact_id] = ContactState(contact_id)
+        return state
 
 
 class MemoryStore:
@@ -28,7 +38,7 @@ class MemoryStore:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
         self.partitions = partitions
-        self._states: dict[str, ContactState] = {}
+        self._states = _States()
         # Per shard, a heap of refs; stale entries (timer gone or moved) are skipped lazily.
         self._heaps: list[list[TimerRef]] = [[] for _ in range(partitions)]
         # Per shard, the refs the last `due_timers` handed out, out of the heap: most fire
@@ -40,9 +50,19 @@ class MemoryStore:
         # these by identity.
         self._indexed: dict[str, tuple[Timer, ...]] = {}
         self._shard_of: dict[str, int] = {}
+        # Event id -> the contact that claimed it, in two generations: claims go to the
+        # current one; when it is `ttl` old it becomes the previous one, and the previous one
+        # is dropped (a claim is kept between `ttl` and twice that).
+        self._claims: dict[str, str] = {}
+        self._old_claims: dict[str, str] = {}
+        self._claims_since = -math.inf
 
     def __len__(self) -> int:
         return len(self._states)
+
+    def live(self) -> dict[str, ContactState]:
+        """The states themselves (see `InProcessStore`)."""
+        return self._states
 
     async def load(self, contact_ids: Collection[str]) -> dict[str, ContactState]:
         states = self._states
@@ -110,6 +130,25 @@ class MemoryStore:
             if next_due is None or earliest < next_due:
                 next_due = earliest
         return TimerSummary(pending, next_due)
+
+    async def claim_ids(
+        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> set[int]:
+        if now - self._claims_since >= ttl:
+            self._old_claims = self._claims if now - self._claims_since < 2 * ttl else {}
+            self._claims = {}
+            self._claims_since = now
+        current = self._claims
+        old = self._old_claims
+        foreign: set[int] = set()
+        for i, (event_id, contact_id) in enumerate(claims):
+            owner = current.get(event_id)
+            if owner is None:
+                owner = old.get(event_id)
+                current[event_id] = contact_id if owner is None else owner
+            if owner is not None and owner != contact_id:
+                foreign.add(i)
+        return foreign
 
     async def close(self) -> None:
         return None

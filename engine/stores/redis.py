@@ -14,6 +14,9 @@ Key layout (`key_prefix` "nudge" by default; it lets tests and tenants share one
   they share a Cluster slot (the delivery ledger's `nudge:{<contact_id>}:sent:<action_id>` too).
 - `nudge:timers:{<shard>}`: a sorted set per shard (the Kafka partition of the contact id),
   score = due time (epoch seconds), member = `<contact_id>\\x1f<timer_id>`.
+- `nudge:id:{<event_id>}`: a string, the contact that claimed the event id (`claim_ids`),
+  expiring after the de-duplication window: an id is unique across contacts, and an event
+  whose id another contact holds is a duplicate. Its own hash tag: one key per command.
 - `nudge:meta`: a hash, `partitions` = the shard count the index was built with; a store
   opened with another count refuses to work (its timers would be looked for in the wrong
   shards).
@@ -68,8 +71,9 @@ from __future__ import annotations
 
 import gc
 import itertools
+import math
 import os
-from collections.abc import Awaitable, Collection, Iterable
+from collections.abc import Awaitable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -119,6 +123,21 @@ end
 return out
 """
 _REV_HEAD = b'{"rev":"'
+
+# Claim event ids (KEYS: id keys; ARGV: the TTL in seconds, then each claim's contact id).
+# Returns the 0-based positions of the ids another contact holds.
+_CLAIM = """
+local foreign = {}
+for i = 1, #KEYS do
+  local contact = ARGV[i + 1]
+  if not redis.call('SET', KEYS[i], contact, 'NX', 'EX', ARGV[1]) then
+    if redis.call('GET', KEYS[i]) ~= contact then
+      foreign[#foreign + 1] = i - 1
+    end
+  end
+end
+return foreign
+"""
 
 
 class StoreConfigError(ValueError):
@@ -239,6 +258,10 @@ class RedisStore:
     def state_key(self, contact_id: str) -> bytes:
         """`<prefix>:{<contact_id>}:state`."""
         return self._state_head + contact_id.encode() + b"}:state"
+
+    def id_key(self, event_id: str) -> bytes:
+        """`<prefix>:id:{<event_id>}`."""
+        return f"{self.key_prefix}:id:{{{event_id}}}".encode()
 
     def index_key(self, shard: int) -> bytes:
         """`<prefix>:timers:{<shard>}`."""
@@ -433,6 +456,35 @@ class RedisStore:
                 if next_due is None or due < next_due:
                     next_due = due
         return TimerSummary(pending, next_due)
+
+    async def claim_ids(
+        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> set[int]:
+        """One EVAL on a single node; on a cluster (ids in many slots) a pipelined `SET NX`
+        per id, then a `GET` of each id that was held already."""
+        if not claims:
+            return set()
+        keys = [self.id_key(event_id) for event_id, _ in claims]
+        seconds = max(1, math.ceil(ttl))
+        if not self.cluster:
+            contacts = [contact_id for _, contact_id in claims]
+            reply = await self._redis.eval(_CLAIM, len(keys), *keys, seconds, *contacts)
+            return {int(i) for i in reply}
+        pipe = self._redis.pipeline(transaction=False)
+        for key, (_, contact_id) in zip(keys, claims, strict=True):
+            pipe.set(key, contact_id, nx=True, ex=seconds)
+        held = [i for i, ok in enumerate(await pipe.execute()) if not ok]
+        if not held:
+            return set()
+        pipe = self._redis.pipeline(transaction=False)
+        for i in held:
+            pipe.get(keys[i])
+        owners = await pipe.execute()
+        return {
+            i
+            for i, owner in zip(held, owners, strict=True)
+            if owner is not None and owner.decode() != claims[i][1]
+        }
 
     async def close(self) -> None:
         if self._owns_client:

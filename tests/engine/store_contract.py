@@ -264,3 +264,18 @@ class StoreContract:
         loaded = await store.load(["c-2"])
         assert loaded["c-2"].traits == {"email": "bo@example.se"}
         assert loaded["c-2"].timers == {}
+
+    async def test_the_first_claim_of_an_event_id_holds_it(self, store: ContactStore) -> None:
+        week = 7 * 86400.0
+        foreign = await store.claim_ids([("e1", "c-1"), ("e2", "c-2"), ("e1", "c-2")], week, T0)
+        assert foreign == {2}  # e1 is c-1's: the third claim is another contact's
+        later = [("e1", "c-1"), ("e2", "c-1"), ("e3", "c-3"), ("e1", "c-3")]
+        assert await store.claim_ids(later, week, T0 + 60) == {1, 3}
+        assert await store.claim_ids([], week, T0 + 60) == set()
+
+    async def test_a_claim_by_the_holder_is_no_duplicate(self, store: ContactStore) -> None:
+        # a batch handled again after a crash claims its ids again: the contact's own
+        # `seen` decides whether it was handled
+        week = 7 * 86400.0
+        assert await store.claim_ids([("e1", "c-1")], week, T0) == set()
+        assert await store.claim_ids([("e1", "c-1"), ("e1", "c-1")], week, T0) == set()

@@ -571,7 +571,7 @@ end
     ]
 
 
-def test_contacts_whose_events_share_an_id_get_actions_of_their_own(replay: Replay) -> None:
+def test_an_event_id_another_contact_holds_is_a_duplicate(replay: Replay) -> None:
     rules = """
 rule hello
     when ping
@@ -580,11 +580,19 @@ rule hello
 end
 """
     r = replay(
-        rules, [ev("same", "ping", "c1", at("10:00")), ev("same", "ping", "c2", at("10:00"))]
+        rules,
+        [
+            ev("same", "ping", "c1", at("10:00")),
+            ev("same", "ping", "c2", at("10:00")),
+            ev("other", "ping", "c2", at("10:01")),
+            ev("same", "ping", "c2", at("10:02")),
+        ],
     )
-    actions = r.actions()
-    assert [a["contact_id"] for a in actions] == ["c1", "c2"]
-    assert actions[0]["id"] != actions[1]["id"]
+    assert [(a["contact_id"], a["at"]) for a in r.actions()] == [
+        ("c1", at("10:00")),
+        ("c2", at("10:01")),
+    ]
+    assert "4 read, 2 processed, 2 duplicates" in r.stderr
 
 
 def test_a_deferred_send_needs_consent_still_when_it_goes_out(replay: Replay) -> None:

@@ -824,3 +824,49 @@ end
     )
     got = [(a["name"], a["at"]) for a in r.actions()]
     assert got == [("hot", at("09:00")), ("lapsed", at("09:00:01", day=21))]
+
+
+def test_a_segment_entered_twice_in_one_cascade_gives_events_and_actions_of_their_own_ids(
+    replay: Replay,
+) -> None:
+    rules = """
+segment hot = contact.score >= 10
+
+rule heat
+    when ping
+    then
+        score += 10
+end
+
+rule cool
+    when entered hot
+    then
+        send webhook "in" with { ev: event.id }
+        score -= 10
+    limit 2 per 1d
+end
+
+rule reheat
+    when left hot
+    then
+        send webhook "out"
+        score += 10
+    limit 2 per 1d
+end
+
+rule seen
+    when segment_entered
+    then
+        send webhook "entered" with { ev: event.id }
+end
+"""
+    r = replay(rules, [ev("e1", "ping", "c1", at("10:00"))])
+    entered = r.actions(rule="seen")
+    assert [a["data"]["ev"] for a in entered] == [
+        "e1/hot/segment_entered",
+        "e1/hot/segment_entered#2",
+        "e1/hot/segment_entered#3",
+    ]
+    assert [a["name"] for a in r.actions()].count("in") == 2
+    ids = [a["id"] for a in r.actions()]
+    assert len(ids) == 7 and len(set(ids)) == 7

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,11 @@ class SerialisingStore:
 
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary:
         return await self.inner.timer_summary(shards)
+
+    async def claim_ids(
+        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
+    ) -> set[int]:
+        return await self.inner.claim_ids(claims, ttl, now)
 
     async def close(self) -> None:
         return None
