@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -1224,6 +1224,16 @@ def _recover(
             before = _statement_at(text, start, end, earlier)
             if before is not None and before.start < statement.start and _is_fault(text, before):
                 statement = before
+        elif statement is not None:
+            line = text.rfind("\n", start, at) + 1
+            # The error is the first word of a line read as the continuation of the
+            # statement above: if that one is whole without it, the line is the fault alone.
+            if (
+                statement.start < line
+                and not text[line:at].strip()
+                and not _is_fault(text, replace(statement, stop=line))
+            ):
+                statement = replace(statement, start=line)
         if statement is None or not _is_fault(text, statement):
             break
         fixed = _respelt(text, problem)

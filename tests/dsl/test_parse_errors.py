@@ -297,6 +297,18 @@ def test_a_statement_cut_short_by_the_next_one_is_set_aside_too() -> None:
     ]
 
 
+def test_a_line_that_is_no_continuation_leaves_the_statement_above_it_whole() -> None:
+    # `frobnicate` could continue `"x"` (an operator could come between): it is found there,
+    # yet `score += "x"` is whole without it, and checked
+    text = 'rule r\n    when ping\n    then\n        score += "x"\n        frobnicate\n'
+    text += '        score += "y"\nend\n'
+    assert [(line, code) for line, code, _ in _found(text)] == [
+        (4, "type-mismatch"),
+        (5, "syntax"),
+        (6, "type-mismatch"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("written", "message"),
     [
