@@ -225,7 +225,9 @@ class _Builder:
                     parts.quiet = _quiet(decl.start, decl.end)
                 elif isinstance(decl, ast.Test):
                     parts.tests.append(compile_test(decl, self.units[file.path], self.built))
-        parts.rules.sort(key=lambda r: (-r.priority, r.name))
+        # higher priority first, then by name alphabetically: `alpha` before `Beta` (case
+        # aside; code point order breaks what is left of a tie)
+        parts.rules.sort(key=lambda r: (-r.priority, r.name.casefold(), r.name))
         return parts
 
     # ------------------------------------------------------------------ rules

@@ -630,3 +630,12 @@ end
     assert [(x["template"], x["suppressed"], x["at"]) for x in r.suppressed()] == [
         ("deferred", "no_consent", at("08:00", day=21))
     ]
+
+
+def test_rules_of_one_priority_fire_by_name_alphabetically_case_aside(replay: Replay) -> None:
+    rules = "".join(
+        f'rule {name}\n    when ping\n    then\n        send webhook "{name}"\nend\n\n'
+        for name in ("Beta", "alpha", "Alpha", "gamma")
+    )
+    r = replay(rules, [ev("e1", "ping", "c1", at("10:00"))])
+    assert [a["name"] for a in r.actions()] == ["Alpha", "alpha", "Beta", "gamma"]
