@@ -117,7 +117,9 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
     for path in files:
         try:
             sources.append(Source.from_path(path))
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            problems.append(_not_utf8(path, exc))
+        except OSError as exc:
             problems.append(
                 error(
                     "unreadable", f"cannot read this file: {exc}", Source(str(path), "").span(0, 0)
@@ -128,6 +130,16 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
     if problems:
         result.ruleset = None
     return result
+
+
+def _not_utf8(path: str | Path, exc: UnicodeDecodeError) -> Diagnostic:
+    """The `unreadable` error of a file that is not UTF-8, at its first bad byte (the file
+    shown as read with the bad bytes replaced)."""
+    raw = bytes(exc.object)
+    shown = Source(str(path), raw.decode("utf-8-sig", errors="replace"))
+    at = len(raw[: exc.start].decode("utf-8-sig", errors="replace"))
+    message = f"cannot read this file: byte 0x{raw[exc.start]:02x} is not UTF-8 text"
+    return error("unreadable", message, shown.span(at, at + 1))
 
 
 def _inside(span: Span, spans: list[Span]) -> bool:

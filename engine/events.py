@@ -348,7 +348,7 @@ def event_type_field(value: str) -> Rejected | None:
         return None
     return rejection(
         "bad_event_type",
-        f"event type `{_clip(value)}` may hold only letters, digits and underscores",
+        f"event type `{_clip(value)}` may hold only ASCII letters, digits and underscores",
     )
 
 

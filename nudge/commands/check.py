@@ -148,6 +148,9 @@ def _with_other_sources(
         if path not in sources and Path(path).is_file():
             try:
                 sources[path] = Source.from_path(path)
-            except (OSError, UnicodeDecodeError):
+            except UnicodeDecodeError:  # shown as read, bad bytes replaced (`unreadable`)
+                text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+                sources[path] = Source(path, text)
+            except OSError:
                 continue
     return sources

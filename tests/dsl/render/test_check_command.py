@@ -152,6 +152,20 @@ def test_an_unreadable_file_is_an_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "[unreadable]" in capsys.readouterr().out
 
 
+def test_a_file_that_is_not_utf8_is_shown_at_its_first_bad_byte(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.rules"
+    path.write_bytes(b"rule r\n    when ping # k\xf6p\n    then\n        score += 1\nend\n")
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert (
+        out[0]
+        == f"{path}:2:18: error: cannot read this file: byte 0xf6 is not UTF-8 text [unreadable]"
+    )
+    assert out[1:] == ["    when ping # k\ufffdp", "                 ^"]
+
+
 def test_the_extra_checks_hook_is_reported_and_counted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
