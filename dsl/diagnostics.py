@@ -8,7 +8,7 @@ for a user's mistake.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -54,10 +54,23 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     return matches[0]
 
 
-def hint(word: str, candidates: Iterable[str]) -> str:
-    """` (did you mean `x`?)` or the empty string."""
-    best = did_you_mean(word, candidates)
-    return f" (did you mean `{best}`?)" if best else ""
+def hint(word: str, candidates: Iterable[str], listed: int = 8) -> str:
+    """` (did you mean `x`?)`; else, when there are a few candidates (up to `listed`), what
+    was expected: ` (expected `a`, `b` or `c`)`; else the empty string."""
+    pool = sorted(set(candidates))
+    best = did_you_mean(word, pool)
+    if best:
+        return f" (did you mean `{best}`?)"
+    if 0 < len(pool) <= listed:
+        return f" (expected {or_list([f'`{w}`' for w in pool])})"
+    return ""
+
+
+def or_list(items: Sequence[str]) -> str:
+    """`a`, `a or b`, `a, b or c`..."""
+    if len(items) < 2:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} or {items[-1]}"
 
 
 def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:

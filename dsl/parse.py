@@ -26,7 +26,7 @@ from lark.lexer import PatternStr
 from lark.tree import Meta
 
 from . import ast
-from .diagnostics import Diagnostic, did_you_mean, error
+from .diagnostics import Diagnostic, did_you_mean, error, or_list
 from .source import Source, Span
 
 __all__ = ["parse", "parse_expression"]
@@ -626,11 +626,9 @@ def _expected_text(expected: set[str]) -> str:
         else:
             names.append(f"`{term}`")
     unique = list(dict.fromkeys(names))
-    if len(unique) == 1:
-        return unique[0]
     if len(unique) > 8:
         return ", ".join(unique[:8]) + ", ..."
-    return ", ".join(unique[:-1]) + " or " + unique[-1]
+    return or_list(unique)
 
 
 @cache

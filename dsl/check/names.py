@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from .. import ast
 from ..codes import diagnostic
-from ..diagnostics import Diagnostic, did_you_mean, hint
+from ..diagnostics import Diagnostic, did_you_mean, hint, or_list
 from .context import ENGINE_EVENTS, KEYWORDS, Context
 from .scopes import Scope, count_scope, resolve, roots, visible_names
 from .walk import children, decl_expressions, subexpressions, trigger_matches
@@ -233,8 +233,7 @@ def _what_names_are(scope: Scope) -> str:
         parts.append("`event`")
     if scope.contact:
         parts.append("`contact`")
-    listed = ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
-    return f"a name here is {listed}"
+    return f"a name here is {or_list(parts)}"
 
 
 def _segment_ref(name: ast.Name, ctx: Context) -> list[Diagnostic]:
@@ -243,7 +242,8 @@ def _segment_ref(name: ast.Name, ctx: Context) -> list[Diagnostic]:
     return [
         diagnostic(
             "unknown-segment",
-            f"unknown segment `{name.value}`{hint(name.value, ctx.segments)}",
+            f"unknown segment `{name.value}`"
+            + (hint(name.value, ctx.segments) if ctx.segments else " (no segment is declared)"),
             name.span,
         )
     ]

@@ -242,3 +242,13 @@ def test_ordering_something_of_unknown_type_against_a_bool_names_the_bool() -> N
         "`<` cannot order bools",
         "`true` is a bool",
     )
+
+
+def test_an_unknown_name_with_no_close_match_says_what_was_expected() -> None:
+    rule = "rule r\n    when ping\n    if contact in nosuch\n    then\n        score += 1\nend\n"
+    [alone] = checked(rule).diagnostics
+    assert alone.message == "unknown segment `nosuch` (no segment is declared)"
+    [some] = checked("segment vip = contact.score > 10\nsegment new = true\n" + rule).diagnostics
+    assert some.message == "unknown segment `nosuch` (expected `new` or `vip`)"
+    [close] = checked("segment nosuchx = true\n" + rule).diagnostics
+    assert close.message == "unknown segment `nosuch` (did you mean `nosuchx`?)"
