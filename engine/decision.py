@@ -57,6 +57,7 @@ class Context:
 
     __slots__ = (
         "_at",
+        "_first_id",
         "_ids",
         "changes",
         "d",
@@ -85,15 +86,20 @@ class Context:
         # While set, `entered`/`left` firings wait here to take their turn among the rules of
         # the event (priority order): (rank, rule, bindings, trigger id).
         self.held: list[HeldFiring] | None = None
-        self._ids: set[str] | None = None  # ids of the events made here (`fresh_id`)
+        # ids of the events made here (`fresh_id`): the first, then all of them in a set
+        self._first_id: str | None = None
+        self._ids: set[str] | None = None
 
     def fresh_id(self, event_id: str) -> str:
         """`event_id` for an event made here, or, when one made here has it already (a
         segment entered, left and entered again in one cascade), `<event_id>#2`, `#3`..."""
         ids = self._ids
         if ids is None:
-            self._ids = {event_id}
-            return event_id
+            first = self._first_id
+            if first is None:  # the usual case: one event, no set made
+                self._first_id = event_id
+                return event_id
+            ids = self._ids = {first}
         if event_id in ids:
             n = 2
             while f"{event_id}#{n}" in ids:

@@ -105,9 +105,7 @@ class Runner:
                 return
             # what is left due before the first event cannot fire (stale index entries)
         # ids another contact holds: duplicates (the contact's own `seen` finds the others)
-        foreign = await self.store.claim_ids(
-            [(e.id, e.contact_id) for e in batch], self.engine.dedup_seconds, horizon
-        )
+        foreign = await self.store.claim_ids(batch, self.engine.dedup_seconds, horizon)
         live = self._live
         if live is None:
             ids: set[str] = {e.contact_id for e in batch}

@@ -319,10 +319,10 @@ class ContactStore(Protocol):
       not remove them: a timer leaves the index when a saved state no longer holds it.
       `shard` is `partition_for(contact_id, store.partitions)`.
     - `timer_summary(shards)`: how many timers are pending and the earliest due time.
-    - `claim_ids(claims, ttl, now)`: claim each `(event id, contact id)` for its contact, in
-      order; the first claim of an id wins and is kept at least `ttl` seconds (from `now`,
-      the caller's clock). Returns the positions of the claims of ids another contact holds:
-      those events are duplicates (an id is unique across contacts, LANGUAGE.md section 1).
+    - `claim_ids(events, ttl, now)`: claim each event's id for its contact, in order; the
+      first claim of an id wins and is kept at least `ttl` seconds (from `now`, the caller's
+      clock). Returns the positions of the events whose id another contact holds: those are
+      duplicates (an id is unique across contacts, LANGUAGE.md section 1).
       A claim by the holder itself is no duplicate here: the contact's own `seen` decides,
       atomically with its state, so a batch retried after a crash is handled again.
     - `close()`: release connections.
@@ -345,9 +345,7 @@ class ContactStore(Protocol):
 
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary: ...
 
-    async def claim_ids(
-        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
-    ) -> set[int]: ...
+    async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]: ...
 
     async def close(self) -> None: ...
 

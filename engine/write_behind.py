@@ -22,6 +22,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 
+from .events import Event
 from .partitioning import partition_for
 from .state import ContactState, ContactStore, Timer, TimerRef, TimerSummary
 
@@ -123,12 +124,10 @@ class WriteBehindStore:
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary:
         return await self.store.timer_summary(shards)
 
-    async def claim_ids(
-        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
-    ) -> set[int]:
+    async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]:
         """Straight through: a claim by the holder itself is no duplicate, so a claim made for
         a batch that is then discarded does no harm."""
-        return await self.store.claim_ids(claims, ttl, now)
+        return await self.store.claim_ids(events, ttl, now)
 
     async def close(self) -> None:
         self._held = {}

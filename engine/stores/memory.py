@@ -17,6 +17,7 @@ import math
 from collections.abc import Awaitable, Collection, Iterable, Sequence
 from operator import is_
 
+from ..events import Event
 from ..partitioning import partition_for
 from ..state import ContactState, Timer, TimerRef, TimerSummary
 
@@ -131,22 +132,22 @@ class MemoryStore:
                 next_due = earliest
         return TimerSummary(pending, next_due)
 
-    async def claim_ids(
-        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
-    ) -> set[int]:
+    async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]:
         if now - self._claims_since >= ttl:
             self._old_claims = self._claims if now - self._claims_since < 2 * ttl else {}
             self._claims = {}
             self._claims_since = now
-        current = self._claims
+        claim = self._claims.setdefault
         old = self._old_claims
         foreign: set[int] = set()
-        for i, (event_id, contact_id) in enumerate(claims):
-            owner = current.get(event_id)
-            if owner is None:
-                owner = old.get(event_id)
-                current[event_id] = contact_id if owner is None else owner
-            if owner is not None and owner != contact_id:
+        for i, e in enumerate(events):
+            contact_id = e.contact_id
+            if old:
+                earlier = old.get(e.id)
+                owner = claim(e.id, contact_id if earlier is None else earlier)
+            else:
+                owner = claim(e.id, contact_id)
+            if owner is not contact_id and owner != contact_id:
                 foreign.add(i)
         return foreign
 

@@ -82,6 +82,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from ..events import Event
 from ..partitioning import partition_for
 from ..state import ContactState, Timer, TimerRef, TimerSummary
 
@@ -457,21 +458,19 @@ class RedisStore:
                     next_due = due
         return TimerSummary(pending, next_due)
 
-    async def claim_ids(
-        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
-    ) -> set[int]:
+    async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]:
         """One EVAL on a single node; on a cluster (ids in many slots) a pipelined `SET NX`
         per id, then a `GET` of each id that was held already."""
-        if not claims:
+        if not events:
             return set()
-        keys = [self.id_key(event_id) for event_id, _ in claims]
+        keys = [self.id_key(e.id) for e in events]
+        contacts = [e.contact_id for e in events]
         seconds = max(1, math.ceil(ttl))
         if not self.cluster:
-            contacts = [contact_id for _, contact_id in claims]
             reply = await self._redis.eval(_CLAIM, len(keys), *keys, seconds, *contacts)
             return {int(i) for i in reply}
         pipe = self._redis.pipeline(transaction=False)
-        for key, (_, contact_id) in zip(keys, claims, strict=True):
+        for key, contact_id in zip(keys, contacts, strict=True):
             pipe.set(key, contact_id, nx=True, ex=seconds)
         held = [i for i, ok in enumerate(await pipe.execute()) if not ok]
         if not held:
@@ -483,7 +482,7 @@ class RedisStore:
         return {
             i
             for i, owner in zip(held, owners, strict=True)
-            if owner is not None and owner.decode() != claims[i][1]
+            if owner is not None and owner.decode() != contacts[i]
         }
 
     async def close(self) -> None:

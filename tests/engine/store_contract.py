@@ -64,6 +64,11 @@ def _full_state(cid: str) -> ContactState:
     return state
 
 
+def _claims(*pairs: tuple[str, str]) -> list[Event]:
+    """Events of (id, contact id)."""
+    return [_event(eid, cid, T0) for eid, cid in pairs]
+
+
 def _as_data(state: ContactState) -> object:
     return orjson.loads(orjson.dumps(state.to_dict()))
 
@@ -267,9 +272,9 @@ class StoreContract:
 
     async def test_the_first_claim_of_an_event_id_holds_it(self, store: ContactStore) -> None:
         week = 7 * 86400.0
-        foreign = await store.claim_ids([("e1", "c-1"), ("e2", "c-2"), ("e1", "c-2")], week, T0)
-        assert foreign == {2}  # e1 is c-1's: the third claim is another contact's
-        later = [("e1", "c-1"), ("e2", "c-1"), ("e3", "c-3"), ("e1", "c-3")]
+        first = _claims(("e1", "c-1"), ("e2", "c-2"), ("e1", "c-2"))
+        assert await store.claim_ids(first, week, T0) == {2}  # e1 is c-1's
+        later = _claims(("e1", "c-1"), ("e2", "c-1"), ("e3", "c-3"), ("e1", "c-3"))
         assert await store.claim_ids(later, week, T0 + 60) == {1, 3}
         assert await store.claim_ids([], week, T0 + 60) == set()
 
@@ -277,5 +282,6 @@ class StoreContract:
         # a batch handled again after a crash claims its ids again: the contact's own
         # `seen` decides whether it was handled
         week = 7 * 86400.0
-        assert await store.claim_ids([("e1", "c-1")], week, T0) == set()
-        assert await store.claim_ids([("e1", "c-1"), ("e1", "c-1")], week, T0) == set()
+        assert await store.claim_ids(_claims(("e1", "c-1")), week, T0) == set()
+        again = _claims(("e1", "c-1"), ("e1", "c-1"))
+        assert await store.claim_ids(again, week, T0) == set()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from store_contract import StoreContract
+from store_contract import StoreContract, _claims
 
 from nudge.engine.state import ContactStore
 from nudge.engine.stores.memory import MemoryStore
@@ -27,13 +27,13 @@ def test_partitions_must_be_positive() -> None:
 async def test_a_claim_is_kept_for_at_least_its_ttl_and_then_let_go() -> None:
     store = MemoryStore()
     day = 86400.0
-    assert await store.claim_ids([("e1", "c-1")], day, 0.0) == set()
-    assert await store.claim_ids([("e2", "c-1")], day, 0.9 * day) == set()
+    assert await store.claim_ids(_claims(("e1", "c-1")), day, 0.0) == set()
+    assert await store.claim_ids(_claims(("e2", "c-1")), day, 0.9 * day) == set()
     # e1 is a day old: still held, though by now in the older generation
-    assert await store.claim_ids([("e1", "c-2")], day, 1.0 * day) == {0}
-    assert await store.claim_ids([("e2", "c-2")], day, 1.8 * day) == {0}
+    assert await store.claim_ids(_claims(("e1", "c-2")), day, 1.0 * day) == {0}
+    assert await store.claim_ids(_claims(("e2", "c-2")), day, 1.8 * day) == {0}
     # long past their ttl: the ids are free again
-    assert await store.claim_ids([("e1", "c-2"), ("e2", "c-2")], day, 5 * day) == set()
+    assert await store.claim_ids(_claims(("e1", "c-2"), ("e2", "c-2")), day, 5 * day) == set()
 
 
 async def test_the_live_mapping_keeps_a_fresh_state_for_a_contact_looked_up() -> None:

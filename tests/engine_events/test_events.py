@@ -624,3 +624,51 @@ def test_nesting_past_what_the_json_decoder_takes_is_too_deep_too() -> None:
     raw += b'"properties":{"a":' + b"[" * 5000 + b"]" * 5000 + b"}}"
     assert rejected(parse_event(raw), "too_deep").raw == raw[:MAX_EVENT_BYTES]
     assert [r.reason for r in parse_record(raw)] == ["too_deep"]
+
+
+def _the_full_way(raw: bytes) -> Event | Rejected:
+    """What `parse_event` gives without its plain path: the object decoded whole, checked."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return Rejected("not_json", "", raw)
+    if not isinstance(obj, dict):
+        return Rejected("not_object", "", raw)
+    return event_from_dict(obj, raw)
+
+
+def _same(got: Event | Rejected, want: Event | Rejected) -> bool:
+    if isinstance(want, Rejected):
+        return isinstance(got, Rejected) and got.reason == want.reason
+    return got == want
+
+
+@given(event_like)
+def test_events_of_any_shape_read_as_the_full_way_reads_them(obj: dict[str, Any]) -> None:
+    raw = orjson.dumps(obj)
+    assert _same(parse_event(raw), _the_full_way(raw))
+
+
+@pytest.mark.parametrize(
+    "properties",
+    [
+        '{"n": 123456789012345678901234567890}',  # past 64 bits: a float, as the decoder reads it
+        '{"n": -9223372036854775809}',
+        '{"n": 18446744073709551615, "m": -9223372036854775808}',
+        '{"a": 1, "a": 2}',  # the last one holds
+        '{"items": [{"sku": "s1"}], "n": 1}',
+        "null",
+        '{"s": "\\u00e5\\ud83d\\ude00"}',
+    ],
+)
+def test_the_plain_path_reads_what_the_decoder_reads(properties: str) -> None:
+    raw = (
+        '{"id":"e1","event":"cart_updated","contact_id":"c1",'
+        f'"timestamp":"2026-11-20T10:00:00Z","properties":{properties}}}'
+    ).encode()
+    got = parse_event(raw)
+    assert isinstance(got, Event)
+    assert got == _the_full_way(raw)
+    assert {k: type(v) for k, v in got.properties.items()} == {
+        k: type(v) for k, v in (orjson.loads(raw)["properties"] or {}).items()
+    }

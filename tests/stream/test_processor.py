@@ -90,10 +90,8 @@ class SerialisingStore:
     async def timer_summary(self, shards: Collection[int] | None = None) -> TimerSummary:
         return await self.inner.timer_summary(shards)
 
-    async def claim_ids(
-        self, claims: Sequence[tuple[str, str]], ttl: float, now: float
-    ) -> set[int]:
-        return await self.inner.claim_ids(claims, ttl, now)
+    async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]:
+        return await self.inner.claim_ids(events, ttl, now)
 
     async def close(self) -> None:
         return None
