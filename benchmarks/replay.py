@@ -93,7 +93,7 @@ async def replay(
     ruleset: RuleSet, lines: Sequence[bytes], settle: Callable[[], None], state: str | None
 ) -> tuple[int, int]:
     """What `nudge replay --state STATE` does with the lines; returns (actions, rejected)."""
-    store = open_store(state, 8)
+    store = open_store(state)
     runner = Runner(Engine(ruleset), store, ManualClock())
     try:
         return await _replay(runner, lines, settle, batch_size(store))

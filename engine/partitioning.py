@@ -39,4 +39,6 @@ def murmur2(data: bytes) -> int:
 
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a record keyed by `key`."""
+    if partitions == 1:
+        return 0
     return (murmur2(key.encode("utf-8")) & 0x7FFFFFFF) % partitions

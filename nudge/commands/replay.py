@@ -97,8 +97,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--partitions",
         type=int,
-        default=8,
-        help="shards of the timer index (as the Kafka topic's partitions; default 8)",
+        help="with --state redis://: shards of the timer index, as the Kafka topic's partitions "
+        "(default 8; in memory there is one, the output is the same)",
     )
 
 
@@ -115,10 +115,11 @@ def load_plan(paths: Sequence[str], out: IO[str]) -> RuleSet | None:
     return None
 
 
-def open_store(url: str | None, partitions: int) -> ContactStore:
-    """The store a `--state` URL names."""
+def open_store(url: str | None, partitions: int | None = None) -> ContactStore:
+    """The store a `--state` URL names; `partitions` (the timer index's shards) matters only
+    to a store that workers share: in memory there is one unless told otherwise."""
     if url is None or url in ("memory", "memory://"):
-        return MemoryStore(partitions)
+        return MemoryStore(partitions or 1)
     if url.startswith(("redis://", "rediss://", "unix://")):
         import importlib
 
@@ -129,7 +130,7 @@ def open_store(url: str | None, partitions: int) -> ContactStore:
         # Kept states (the worker's `state_cache` setting): a replay saves and loads the
         # same contacts again and again.
         store: ContactStore = redis_store.RedisStore.from_url(
-            url, partitions=partitions, state_cache=load_settings().state_cache
+            url, partitions=partitions or 8, state_cache=load_settings().state_cache
         )
         return store
     raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")
