@@ -22,7 +22,14 @@ from nudge.dsl.plan import (
 
 from .actions import Action, action_id
 from .decision import Context, count_rule
-from .delivery_rules import best_channel, fits_channel_cap, give_back, quiet_until, zone
+from .delivery_rules import (
+    CONSENT_TRAIT,
+    best_channel,
+    fits_channel_cap,
+    give_back,
+    quiet_until,
+    zone,
+)
 from .events import Event, format_time
 from .timers import arm, deliver_id, wait_id
 
@@ -248,11 +255,10 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
             channel, reason = "email", "no_consent"
         else:
             channel = chosen
-    elif channel == "email":
-        if traits.get("consent_email") is not True:
+    else:
+        needs = CONSENT_TRAIT.get(channel)  # a webhook needs none
+        if needs is not None and traits.get(needs) is not True:
             reason = "no_consent"
-    elif channel == "sms" and traits.get("consent_sms") is not True:
-        reason = "no_consent"
     rule = f.rule
     aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, channel, ctx.at)
@@ -273,7 +279,7 @@ def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> 
     aid = action_id(rule.name, ctx.state.contact_id, f.trigger_id, step.index)
     action = Action(aid, rule.name, ctx.state.contact_id, kind, ctx.at, name=step.audience)
     reason = None
-    if step.add and ctx.traits.get("consent_ads") is not True:
+    if step.add and ctx.traits.get(CONSENT_TRAIT[kind]) is not True:
         reason = "no_consent"
     _deliver(engine, ctx, rule, action, reason, step=step.index)
 
