@@ -70,12 +70,15 @@ class MatchKey:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """`E [as a] [where C]`: `binding` is the alias, else the event type."""
+    """`E [as a] [where C]`: `binding` is the alias, else the event type. `per_run`: an
+    `exit on` whose `where` reads the trigger's events, judged for each pending run of the rule
+    with that run's bindings (the events under their own names, `event` the exit's)."""
 
     event: str
     binding: str
     where: Fn | None
     key: MatchKey | None = None
+    per_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)

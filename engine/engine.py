@@ -31,8 +31,9 @@ Choices where the language leaves room:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
-from nudge.dsl.plan import ChannelPolicy, QuietHours, Rule, RuleSet, Segment
+from nudge.dsl.plan import ChannelPolicy, Match, QuietHours, Rule, RuleSet, Segment
 
 from .decision import Context, Decision, HeldFiring, count_rule
 from .delivery_rules import CONSENT_TRAIT, allowed_by_cap
@@ -68,6 +69,21 @@ _ENGAGEMENT = {
 }
 _SPECIAL = frozenset({"identify", "unsubscribed", *_ENGAGEMENT})
 _EXIT_CANCELS = ("wait", "deliver")
+
+
+def _ends_its_run(exits: list[tuple[Match, dict[str, Event]]], ctx: Context, timer: Timer) -> bool:
+    """Whether one of `exits` (each with its event's own bindings; their `where` reads the
+    trigger's events) ends the run that armed `timer`: judged with the run's bindings, the
+    exit's event under its own names and `event`. A timer that holds no bindings (armed
+    before the rule had such an exit) is left."""
+    bindings = timer.payload.get("bindings")
+    if bindings is None:
+        return False
+    for m, own in exits:
+        where = m.where
+        if where is None or where({**bindings, **own}, ctx.traits, ctx.now, ctx.state) is True:
+            return True
+    return False
 
 
 class Engine:
@@ -397,15 +413,25 @@ class Engine:
     def _run_exits(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
         typ = e.type
         for rule in rules:
+            runs: list[Match] = []  # exits that judge each pending run by its bindings
+            cancelled = 0
             for m in rule.exits:
                 if m.event != typ:
+                    continue
+                if m.per_run:
+                    runs.append(m)
                     continue
                 where = m.where
                 if where is None or where(bind(m, e), ctx.traits, ctx.now, ctx.state) is True:
                     cancelled = cancel_rule_timers(ctx, rule.name, _EXIT_CANCELS)
-                    if cancelled and self.trace:
-                        ctx.record("exit", rule.name, {"event_id": e.id, "cancelled": cancelled})
+                    runs = []
                     break
+            if runs:
+                exits = [(m, bind(m, e)) for m in runs]
+                ended = partial(_ends_its_run, exits, ctx)
+                cancelled = cancel_rule_timers(ctx, rule.name, _EXIT_CANCELS, ended)
+            if cancelled and self.trace:
+                ctx.record("exit", rule.name, {"event_id": e.id, "cancelled": cancelled})
 
     def _run_goals(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:
         """The latest rule that sent to the contact within its goal's window converts (last

@@ -270,7 +270,7 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
         if to is None and reason is None:
             reason = "no_address"
     action.data = _data(ctx, step.data, f.b)
-    _deliver(engine, ctx, rule, action, reason, step=step.index)
+    _deliver(engine, ctx, rule, action, reason, step=step.index, bindings=f.b)
 
 
 def _audience(engine: Engine, ctx: Context, f: Firing, step: AudienceChange) -> None:
@@ -293,10 +293,18 @@ def _show(engine: Engine, ctx: Context, f: Firing, step: Show) -> None:
 
 
 def _deliver(
-    engine: Engine, ctx: Context, rule: Rule, action: Action, reason: str | None, *, step: int
+    engine: Engine,
+    ctx: Context,
+    rule: Rule,
+    action: Action,
+    reason: str | None,
+    *,
+    step: int,
+    bindings: Bindings | None = None,
 ) -> None:
     """Apply the channel cap and quiet hours to an action (of the rule's step `step`);
-    `reason` is set when consent or the address already failed."""
+    `reason` is set when consent or the address already failed. A send deferred by quiet
+    hours keeps its run's `bindings` when an `exit on` of the rule judges runs by them."""
     state = ctx.state
     now = ctx.now
     kind = action.kind
@@ -326,7 +334,13 @@ def _deliver(
     if later is not None:
         action.at = format_time(later)
         # `order`: deferred sends due at one instant go out as they were decided
-        payload = {"id": deliver_id(action.id), "action": action, "order": [now, step]}
+        payload: dict[str, Any] = {
+            "id": deliver_id(action.id),
+            "action": action,
+            "order": [now, step],
+        }
+        if bindings is not None and any(m.per_run for m in rule.exits):
+            payload["bindings"] = dict(bindings)
         arm(ctx, rule.name, "deliver", later, payload)
         return  # it counts as sent (for goals) when it goes out
     if kind in _SEND_KINDS:

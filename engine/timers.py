@@ -14,6 +14,7 @@ Ids (unique per contact):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .decision import Context
@@ -60,12 +61,22 @@ def arm_event_timer(ctx: Context, rule: str, kind: str, due: float, event: Event
         ctx.d.timers.append(timer)
 
 
-def cancel_rule_timers(ctx: Context, rule: str, kinds: tuple[str, ...]) -> int:
-    """Drop the contact's timers of `rule` whose kind is in `kinds`; how many went."""
+def cancel_rule_timers(
+    ctx: Context,
+    rule: str,
+    kinds: tuple[str, ...],
+    which: Callable[[Timer], bool] | None = None,
+) -> int:
+    """Drop the contact's timers of `rule` whose kind is in `kinds` (and, given `which`, that
+    it picks); how many went."""
     timers = ctx.state.timers
     if not timers:
         return 0
-    doomed = [tid for tid, t in timers.items() if t.rule == rule and t.kind in kinds]
+    doomed = [
+        tid
+        for tid, t in timers.items()
+        if t.rule == rule and t.kind in kinds and (which is None or which(t))
+    ]
     for tid in doomed:
         timer = timers.pop(tid)
         if timer.kind == "deliver":  # a deferred email or sms that will not go out

@@ -176,13 +176,21 @@ def rule_scopes(rule: ast.Rule) -> RuleScopes:
         body = Scope(here, {}, Binding(None))
     clauses: list[tuple[ast.EventMatch, Scope]] = []
     for clause in rule.clauses:
-        if isinstance(clause, ast.ExitOn | ast.Goal):
+        if isinstance(clause, ast.ExitOn):
+            # the run's events too: an exit judges each pending run with its own bindings
             own = _bind(clause.match)
-            kind = "an `exit on`" if isinstance(clause, ast.ExitOn) else "a `goal`"
-            why = f"the `where` of {kind} sees only its own event, the contact and constants"
+            names = {**body.bindings, **own}
+            hidden = {n: why for n, why in body.hidden.items() if n not in own}
+            event = own[clause.match.event.value]
+            clauses.append(
+                (clause.match, Scope("an `exit on` condition", names, event, hidden=hidden))
+            )
+        elif isinstance(clause, ast.Goal):
+            own = _bind(clause.match)
+            why = "the `where` of a `goal` sees only its own event, the contact and constants"
             hidden = {n: why for n in (*body.bindings, *body.hidden) if n not in own}
             event = own[clause.match.event.value]
-            clauses.append((clause.match, Scope(f"{kind} condition", own, event, hidden=hidden)))
+            clauses.append((clause.match, Scope("a `goal` condition", own, event, hidden=hidden)))
     return RuleScopes(tuple(wheres), body, tuple(clauses))
 
 

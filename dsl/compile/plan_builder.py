@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .. import ast, plan
-from ..check.walk import subexpressions
+from ..check.walk import children, subexpressions
 from ..plan import Fn
 from .canon import expr_text, window_id
 from .codegen import FileUnit, Scope
@@ -69,6 +69,20 @@ def _pending(b: Mapping[str, Any], c: Mapping[str, Any], now: float, h: Any) -> 
 def _own(match: ast.EventMatch) -> dict[str, str]:
     """The matched event under all its names: its type, its alias and `event`."""
     return {match.event.value: "event", match.binding: "event", "event": "event"}
+
+
+def _names_read(expr: ast.Expr) -> set[str]:
+    """The names whose fields `expr` reads (path heads), not inside `count(...)`, whose own
+    condition sees only the counted event."""
+    names: set[str] = set()
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Path):
+            names.add(node.parts[0].value)
+        if not isinstance(node, ast.Count):
+            stack.extend(children(node))
+    return names
 
 
 def _with_first(first: ast.EventMatch, second: ast.EventMatch) -> dict[str, str]:
@@ -246,7 +260,7 @@ class _Builder:
         for clause in rule.clauses:
             match clause:
                 case ast.ExitOn(match=m):
-                    exits.append(self.match(m, _own(m), f"{name}.exit{len(exits)}"))
+                    exits.append(self.exit_match(m, scopes.rule, f"{name}.exit{len(exits)}"))
                 case ast.Limit(count=n, per=per):
                     limit = plan.Limit(n, float(per.seconds) if per is not None else None)
                 case ast.QuietHours(start=start, end=end):
@@ -279,6 +293,20 @@ class _Builder:
         if self.built and m.where is not None:
             key = match_key(m.where, scope, self._any_unit().folder, self.types)
         return plan.Match(m.event.value, m.binding, where, key)
+
+    def exit_match(
+        self, m: ast.EventMatch, rule_scope: Mapping[str, str], label: str
+    ) -> plan.Match:
+        """An `exit on`: its own event under its names, and the trigger's events under
+        theirs (as a pending run's bindings hold them) when its `where` reads any."""
+        own = _own(m)
+        trigger_names = {n for n in rule_scope if n != "event"} - own.keys()
+        read = _names_read(m.where) & trigger_names if m.where is not None else set()
+        if not read:
+            return self.match(m, own, label)
+        scope = {**{n: n for n in trigger_names}, **own}
+        where = self.maybe(m.where, scope, label)
+        return plan.Match(m.event.value, m.binding, where, None, per_run=True)
 
     def trigger(self, name: str, trigger: ast.Trigger, scopes: _Scopes) -> plan.Trigger:
         match trigger:

@@ -66,6 +66,77 @@ end
     assert r.actions() == []
 
 
+CART_SERIES = """
+policy quiet hours 21:00-08:00
+
+rule cart_series
+    when cart_updated as cart where cart.value > 0
+    then
+        send webhook "first" with { cart: cart.cart_id }
+        wait 1h
+        send email "second" with { cart: cart.cart_id }
+        wait 1d
+        send email "third" with { cart: cart.cart_id }
+    exit on order_completed where order_completed.cart_id == cart.cart_id
+end
+"""
+
+
+def _carts_then_order(first: str, order: str) -> list[dict[str, object]]:
+    return [
+        identify("i1", "c1", at("09:00"), email="a@x.se", consent_email=True),
+        ev("e1", "cart_updated", "c1", at(first), cart_id="k1", value=10),
+        ev("e2", "cart_updated", "c1", at(first[:3] + "05"), cart_id="k2", value=20),
+        ev("e3", "order_completed", "c1", at(order), cart_id="k1", value=10),
+    ]
+
+
+def test_an_exit_that_names_the_trigger_s_event_ends_only_the_runs_it_matches(
+    replay: Replay,
+) -> None:
+    r = replay(CART_SERIES, _carts_then_order("10:00", "10:30"), "--until", at("00:00", day=25))
+    got = [(a["name"] if a["kind"] == "webhook" else a["template"], a["data"]) for a in r.actions()]
+    assert got == [
+        ("first", {"cart": "k1"}),
+        ("first", {"cart": "k2"}),
+        ("second", {"cart": "k2"}),
+        ("third", {"cart": "k2"}),
+    ]
+
+
+def test_such_an_exit_ends_a_run_s_send_deferred_by_quiet_hours(replay: Replay) -> None:
+    # both carts at 22:00: their second emails wait for 08:00; the order at 23:30 is k1's
+    r = replay(CART_SERIES, _carts_then_order("22:00", "23:30"), "--until", at("09:00", day=21))
+    assert [(a["template"], a["data"], a["at"]) for a in r.actions("email")] == [
+        ("second", {"cart": "k2"}, at("08:00", day=21))
+    ]
+
+
+def test_an_exit_may_name_the_first_event_of_a_not_followed_by(replay: Replay) -> None:
+    rules = """
+rule reminder
+    when cart_updated as cart
+         not followed by order_completed where order_completed.cart_id == cart.cart_id within 1h
+    then
+        send webhook "reminder" with { cart: cart.cart_id }
+        wait 1d
+        send webhook "again" with { cart: cart.cart_id }
+    exit on order_completed where order_completed.cart_id == cart.cart_id
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("e1", "cart_updated", "c1", at("10:00"), cart_id="k1"),
+            ev("e2", "order_completed", "c1", at("12:00"), cart_id="k9"),  # another cart
+            ev("e3", "order_completed", "c1", at("13:00"), cart_id="k1"),
+        ],
+        "--until",
+        at("00:00", day=23),
+    )
+    assert [a["name"] for a in r.actions()] == ["reminder"]
+
+
 GOALS = """
 rule first
     when signed_up

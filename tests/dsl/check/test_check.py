@@ -252,3 +252,20 @@ def test_an_unknown_name_with_no_close_match_says_what_was_expected() -> None:
     assert some.message == "unknown segment `nosuch` (expected `new` or `vip`)"
     [close] = checked("segment nosuchx = true\n" + rule).diagnostics
     assert close.message == "unknown segment `nosuch` (did you mean `nosuchx`?)"
+
+
+def test_an_exit_may_name_the_trigger_s_events_and_a_goal_may_not() -> None:
+    rule = (
+        "event order_completed { cart_id: string }\n"
+        "rule r\n    when cart_updated as cart\n    then\n        wait 1h\n"
+        '        send webhook "w"\n'
+        "    exit on order_completed where order_completed.cart_id == cart.cart_id\n"
+        "    GOAL\nend\n"
+    )
+    assert codes(rule.replace("GOAL", "")) == []
+    goal = "goal order_completed where order_completed.cart_id == cart.cart_id within 1d"
+    assert codes(rule.replace("GOAL", goal)) == ["unbound-event"]
+    # the exit's own event keeps its names: here `order_completed` is the exit's order
+    same = rule.replace("when cart_updated as cart", "when order_completed as first")
+    same = same.replace("== cart.cart_id", "!= first.cart_id")
+    assert codes(same.replace("GOAL", "")) == []
