@@ -125,14 +125,19 @@ return out
 """
 _REV_HEAD = b'{"rev":"'
 
-# Claim event ids (KEYS: id keys; ARGV: the TTL in seconds, then each claim's contact id).
-# Returns the 0-based positions of the ids another contact holds.
+# Claim event ids (`claim_ids` on a single node): returns the 0-based positions of the ids
+# another contact holds. One argument holds every claim as JSON ([[event id, contact id], ...])
+# and the script builds the keys (ARGV: the key prefix, the TTL in seconds, the claims): packing
+# 10,000 arguments costs the client more than the script takes to run. A single node does not
+# need the keys declared; a cluster takes pipelined commands instead (`claim_ids`).
 _CLAIM = """
 local foreign = {}
-for i = 1, #KEYS do
-  local contact = ARGV[i + 1]
-  if not redis.call('SET', KEYS[i], contact, 'NX', 'EX', ARGV[1]) then
-    if redis.call('GET', KEYS[i]) ~= contact then
+local claims = cjson.decode(ARGV[3])
+for i, claim in ipairs(claims) do
+  local key = ARGV[1] .. ':id:{' .. claim[1] .. '}'
+  local contact = claim[2]
+  if not redis.call('SET', key, contact, 'NX', 'EX', ARGV[2]) then
+    if redis.call('GET', key) ~= contact then
       foreign[#foreign + 1] = i - 1
     end
   end
@@ -463,12 +468,13 @@ class RedisStore:
         per id, then a `GET` of each id that was held already."""
         if not events:
             return set()
-        keys = [self.id_key(e.id) for e in events]
-        contacts = [e.contact_id for e in events]
         seconds = max(1, math.ceil(ttl))
         if not self.cluster:
-            reply = await self._redis.eval(_CLAIM, len(keys), *keys, seconds, *contacts)
+            claims = orjson.dumps([(e.id, e.contact_id) for e in events])
+            reply = await self._redis.eval(_CLAIM, 0, self.key_prefix, seconds, claims)
             return {int(i) for i in reply}
+        keys = [self.id_key(e.id) for e in events]
+        contacts = [e.contact_id for e in events]
         pipe = self._redis.pipeline(transaction=False)
         for key, contact_id in zip(keys, contacts, strict=True):
             pipe.set(key, contact_id, nx=True, ex=seconds)
