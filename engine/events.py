@@ -661,11 +661,16 @@ def _element(item: Any) -> Event | Rejected:
     return result
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
 def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
     """JSON Lines, one event per line; blank lines are skipped.
 
     A line over 64 KiB is rejected as `too_large` without being parsed or held whole in
     memory. Line ends (`\\n`, `\\r\\n`) are not counted. A rejection carries its line number.
+    A UTF-8 byte order mark before the first line (files saved by some Windows tools) is no
+    part of it.
     """
     limit = MAX_EVENT_BYTES + 2  # room for "\r\n"
     number = 0
@@ -674,6 +679,8 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
         if not line:
             return
         number += 1
+        if number == 1 and line.startswith(_BOM):
+            line = line[len(_BOM) :]
         if not line.endswith(b"\n") and len(line) == limit:
             size = len(line)
             while True:  # skip to the end of this line

@@ -69,8 +69,14 @@ def bootstrap_servers(url: str) -> str:
             if scheme not in ("kafka", "aiokafka", "tcp", "plaintext"):
                 raise ValueError(f"broker_url: unsupported scheme `{scheme}://` in `{url}`")
         address = address.rstrip("/")
-        if address:
-            hosts.append(address if ":" in address else f"{address}:9092")
+        if not address:
+            continue
+        if ":" not in address:
+            address += ":9092"
+        port = address.rpartition(":")[2]
+        if not (port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"broker_url: `{port}` in `{url}` is no port number")
+        hosts.append(address)
     if not hosts:
         raise ValueError(f"broker_url: no broker address in `{url}`")
     return ",".join(hosts)

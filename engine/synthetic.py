@@ -463,7 +463,7 @@ def _malformed(event: dict[str, Any], n: int) -> bytes:
     elif kind == "bad_timestamp":
         bad["timestamp"] = bad["timestamp"].rstrip("Z")  # no offset
     elif kind == "bad_event_type":
-        bad["event"] = bad["event"].replace("_", " ").title()
+        bad["event"] = "web-" + bad["event"].replace("_", "-")  # a hyphen is never allowed
     else:  # too_large
         bad["properties"] = {"note": "x" * (64 * 1024)}
     return orjson.dumps(bad)

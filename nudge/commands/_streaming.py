@@ -1,4 +1,5 @@
-"""What `nudge produce`, `nudge collect` and `nudge worker` share: settings and logging."""
+"""What `nudge produce`, `collect`, `worker` and `deliver` share: settings, logging, and how
+they say that the broker is out of reach."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ import structlog
 
 from nudge.config import ConfigError, Settings, load_settings
 
-__all__ = ["StderrLogger", "add_broker_flag", "configure_logging", "settings_from"]
+__all__ = [
+    "StderrLogger",
+    "add_broker_flag",
+    "broker_unreachable",
+    "configure_logging",
+    "settings_from",
+]
 
 
 def add_broker_flag(parser: argparse.ArgumentParser) -> None:
@@ -34,10 +41,26 @@ def settings_from(args: argparse.Namespace, command: str) -> Settings | None:
     flags: Mapping[str, Any] = vars(args)
     config = flags.get("config")
     try:
-        return load_settings(flags, config_path=Path(config) if config else None)
+        settings = load_settings(flags, config_path=Path(config) if config else None)
+        if command in _BROKER_COMMANDS:
+            from nudge.engine.kafka_io import bootstrap_servers
+
+            bootstrap_servers(settings.broker_url)  # a URL it cannot read is a bad setting
     except (ConfigError, ValueError) as exc:
         print(f"nudge {command}: {exc}", file=sys.stderr)
         return None
+    return settings
+
+
+_BROKER_COMMANDS = frozenset({"worker", "collect", "produce", "deliver"})
+
+
+def broker_unreachable(command: str, settings: Settings, exc: Exception) -> int:
+    """Say that the broker could not be reached (one line, no traceback); the exit status."""
+    print(
+        f"nudge {command}: cannot reach the broker at {settings.broker_url}: {exc}", file=sys.stderr
+    )
+    return 1
 
 
 def configure_logging(level: str = "info") -> None:

@@ -16,8 +16,14 @@ import sys
 
 import structlog
 from aiohttp import web
+from aiokafka.errors import KafkaError
 
-from nudge.commands._streaming import add_broker_flag, configure_logging, settings_from
+from nudge.commands._streaming import (
+    add_broker_flag,
+    broker_unreachable,
+    configure_logging,
+    settings_from,
+)
 from nudge.config import ConfigError, Settings
 from nudge.engine.collector import build_collector
 from nudge.engine.kafka_io import (
@@ -48,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     except (TopicError, ConfigError, OSError) as exc:
         print(f"nudge collect: {exc}", file=sys.stderr)
         return 1
+    except KafkaError as exc:
+        return broker_unreachable("collect", settings, exc)
     return 0
 
 

@@ -36,7 +36,12 @@ from typing import Any
 import orjson
 import structlog
 
-from nudge.commands._streaming import add_broker_flag, configure_logging, settings_from
+from nudge.commands._streaming import (
+    add_broker_flag,
+    broker_unreachable,
+    configure_logging,
+    settings_from,
+)
 from nudge.config import ConfigError, Settings
 
 _log = structlog.get_logger("nudge.deliver")
@@ -72,11 +77,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"nudge deliver: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:
+        from aiokafka.errors import KafkaError
+
         from nudge.engine.kafka_io import TopicError
 
         if isinstance(exc, TopicError):
             print(f"nudge deliver: {exc}", file=sys.stderr)
             return 1
+        if isinstance(exc, KafkaError):
+            return broker_unreachable("deliver", settings, exc)
         raise
     return 0
 

@@ -16,7 +16,14 @@ import time
 from collections import deque
 from typing import BinaryIO
 
-from nudge.commands._streaming import add_broker_flag, configure_logging, settings_from
+from aiokafka.errors import KafkaError
+
+from nudge.commands._streaming import (
+    add_broker_flag,
+    broker_unreachable,
+    configure_logging,
+    settings_from,
+)
 from nudge.config import Settings
 from nudge.engine.events import Event, Rejected, iter_jsonl
 from nudge.engine.kafka_io import (
@@ -59,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
     except TopicError as exc:
         print(f"nudge produce: {exc}", file=sys.stderr)
         return 1
+    except KafkaError as exc:
+        return broker_unreachable("produce", settings, exc)
 
 
 async def produce(stream: BinaryIO, settings: Settings, batch: int) -> int:

@@ -203,11 +203,25 @@ def run(args: argparse.Namespace) -> int:
         if args.stats:
             replay.rule_stats = RuleStats()
         replay.settle = stack.enter_context(tuned_gc(settle_batches=isinstance(store, MemoryStore)))
-        summary = asyncio.run(replay.run(iter_jsonl(source), until))
+        try:
+            summary = asyncio.run(replay.run(iter_jsonl(source), until))
+        except Exception as exc:
+            if args.state is None or not _unreachable(exc):
+                raise
+            print(f"nudge replay: cannot reach {args.state}: {exc}", file=sys.stderr)
+            return 1
     sys.stderr.write(summary)
     if replay.rule_stats is not None:
         sys.stderr.write(replay.stats_table())
     return 0
+
+
+def _unreachable(exc: Exception) -> bool:
+    """Whether `exc` says the state's server could not be reached (or went away)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError)
 
 
 class Replay:

@@ -114,6 +114,9 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
+    outbox = Path(settings.outbox)
+    if outbox.exists() and not outbox.is_dir():
+        raise ConfigError(f"outbox: {outbox} is not a folder")
     # Bound first: with port 0 the tracking links need the port the system picked.
     sock = socket.create_server((settings.http_host, settings.http_port))
     port = int(sock.getsockname()[1])

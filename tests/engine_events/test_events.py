@@ -672,3 +672,14 @@ def test_the_plain_path_reads_what_the_decoder_reads(properties: str) -> None:
     assert {k: type(v) for k, v in got.properties.items()} == {
         k: type(v) for k, v in (orjson.loads(raw)["properties"] or {}).items()
     }
+
+
+def test_a_byte_order_mark_before_the_first_line_is_no_part_of_it() -> None:
+    line = orjson.dumps(raw_event())
+    results = list(iter_jsonl(io.BytesIO(b"\xef\xbb\xbf" + line + b"\n" + line + b"\n")))
+    assert [type(r) for r in results] == [Event, Event]
+    # only there: elsewhere it is what it is, not JSON
+    (second,) = [
+        r for r in iter_jsonl(io.BytesIO(line + b"\n\xef\xbb\xbf" + line)) if r is not None
+    ][1:]
+    assert isinstance(second, Rejected) and second.reason == "not_json"

@@ -193,6 +193,14 @@ def test_malformed_lines_cover_every_rejection_and_leave_the_rest_alone() -> Non
     assert good == clean
 
 
+@pytest.mark.parametrize("seed", [3, 9])
+def test_every_malformed_line_is_rejected_whatever_event_it_was_made_from(seed: int) -> None:
+    clean = as_bytes(200, 10_000, seed=seed).splitlines()
+    mixed = as_bytes(200, 10_000, seed=seed, malformed_rate=0.02).splitlines()
+    results = list(iter_jsonl(io.BytesIO(b"\n".join(mixed))))
+    assert sum(isinstance(r, Rejected) for r in results) == len(mixed) - len(clean)
+
+
 def test_no_malformed_lines_by_default() -> None:
     results = list(iter_jsonl(io.BytesIO(as_bytes(30, 3000, seed=1))))
     assert not [r for r in results if isinstance(r, Rejected)]
