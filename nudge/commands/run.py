@@ -210,6 +210,15 @@ async def serve(
                 note="deliveries still held or retrying are given up",
             )
         await dispatcher.aclose()
+        if not settings.redis_url:
+            pending = await store.timer_summary()
+            if pending.pending:  # waits and deferred sends that no later run will see
+                _log.warning(
+                    "run.timers_lost",
+                    pending=pending.pending,
+                    next_due=None if pending.next_due is None else format_time(pending.next_due),
+                    note="state in memory: use --redis to keep pending waits and deferred sends",
+                )
         await runner.close()  # the Redis store has saved every batch already
         await _report_stats(recorder, settings, embedded.engine.ruleset)
         close = getattr(content_store, "redis", None)

@@ -188,3 +188,17 @@ def test_a_ruleset_that_fails_the_check_does_not_start(shop: Path) -> None:
     assert process.process.wait(30) == 1
     assert "welcome.rules:5" in process.stderr
     assert "fails the check" in process.stderr
+
+
+def test_waits_pending_at_a_stop_without_redis_are_said_to_be_lost(shop: Path) -> None:
+    (shop / "rules" / "later.rules").write_text(
+        'rule later\n    when signed_up\n    then\n        wait 2d\n        send webhook "w"\nend\n'
+    )
+    process, base = _start(shop)
+    try:
+        assert httpx.post(f"{base}/v1/events", json=_events("c1", 1)).status_code == 200
+        process.wait_for(lambda: len(process.lines()) >= 2, "the welcome actions")
+    finally:
+        assert process.stop() == 0
+    lost = re.search(r"run\.timers_lost .*", process.stderr)
+    assert lost is not None and "pending=1" in lost.group()
