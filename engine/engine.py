@@ -234,8 +234,8 @@ class Engine:
             first = rule.trigger.first
             b = bind(first, cause) if first is not None else {"event": cause, cause.type: cause}
             self.fire_rule(ctx, rule, b, cause.id)
-        if cause is not None:
-            reevaluate(self, ctx, cause)
+        if cause is not None:  # changes made now are the timer's: ids of their own
+            reevaluate(self, ctx, cause, f"{cause.id}/{timer.id}")
         if ctx.queue:
             self._drain(ctx)
         return d

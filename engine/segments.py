@@ -107,16 +107,18 @@ def time_passed(contact_id: str, at: float) -> Event:
     return Event(eid, "time_passed", contact_id, at, timestamp, {}, inbound=False)
 
 
-def reevaluate(engine: Engine, ctx: Context, cause: Event) -> None:
+def reevaluate(engine: Engine, ctx: Context, cause: Event, cause_id: str | None = None) -> None:
     """Bring `contact.segments` up to date; `cause` is the event (or the timer's event) that
-    the change is due to."""
+    the change is due to, and `entered`/`left` rules see it as `event`. The ids of the
+    `segment_entered`/`segment_left` events start with `cause_id` (default: the cause's id;
+    a timer gives one of its own, as its event's id was used when the event came)."""
     segments = engine.segments
     if not segments or ctx.segments_at == ctx.changes:
         return
     # `entered`/`left` rules may change what segments read: evaluate again until they
     # change nothing more (a bounded number of times, as cascades are).
     for _ in range(engine.max_cascade):
-        _evaluate(engine, ctx, cause, segments)
+        _evaluate(engine, ctx, cause, cause.id if cause_id is None else cause_id, segments)
         if ctx.segments_at == ctx.changes:
             break
     ctx.state.segments_mark = engine.segments_mark
@@ -166,7 +168,9 @@ def _apply(
     return [s for s in members if s not in left] + [s.name for s in segments if s.name in entered]
 
 
-def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Segment]) -> None:
+def _evaluate(
+    engine: Engine, ctx: Context, cause: Event, cause_id: str, segments: Sequence[Segment]
+) -> None:
     ctx.segments_at = ctx.changes
     traits = ctx.traits
     now = ctx.now
@@ -205,7 +209,7 @@ def _evaluate(engine: Engine, ctx: Context, cause: Event, segments: Sequence[Seg
         kind = "segment_entered" if inside else "segment_left"
         if engine.trace:
             ctx.record("segment", None, {"segment": name, "entered": inside})
-        trigger_id = emit_event(engine, ctx, kind, {"segment": name}, f"{cause.id}/{name}")
+        trigger_id = emit_event(engine, ctx, kind, {"segment": name}, f"{cause_id}/{name}")
         trigger = "entered" if inside else "left"
         for rule in engine.on_segment.get(name, ()):
             if rule.trigger.kind == trigger:

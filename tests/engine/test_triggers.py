@@ -870,3 +870,40 @@ end
     assert [a["name"] for a in r.actions()].count("in") == 2
     ids = [a["id"] for a in r.actions()]
     assert len(ids) == 7 and len(set(ids)) == 7
+
+
+def test_a_segment_entered_again_after_a_wait_gives_events_and_actions_of_their_own_ids(
+    replay: Replay,
+) -> None:
+    rules = """
+segment odd = contact.n == 1 or contact.n == 3
+
+rule count_up
+    when ping
+    then
+        set contact.n = 1
+        wait 1h
+        set contact.n = 2
+        wait 1h
+        set contact.n = 3
+end
+
+rule hello
+    when entered odd
+    then
+        send webhook "in" with { n: contact.n }
+end
+
+rule seen
+    when segment_entered
+    then
+        send webhook "entered" with { ev: event.id }
+end
+"""
+    r = replay(rules, [ev("p1", "ping", "c1", at("10:00"))], "--until", at("00:00", day=21))
+    assert [a["data"] for a in r.actions(rule="hello")] == [{"n": 1}, {"n": 3}]
+    entered = [a["data"]["ev"] for a in r.actions(rule="seen")]
+    assert len(entered) == 2 and entered[0] == "p1/odd/segment_entered"
+    assert entered[1] != entered[0] and entered[1].startswith("p1/")
+    ids = [a["id"] for a in r.actions()]
+    assert len(set(ids)) == len(ids) == 4
