@@ -384,17 +384,11 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
         and type(event_type) is str
         and type(timestamp) is str
         and (properties is None or type(properties) is dict)
-        and event_id
-        and contact_id
-        and (event_type in _GOOD_TYPES or _plain_type(event_type))
         # no other field: with all five, none (else no `traits`, `inbound` or `origin`)
         and (
             (len(obj) == 5 and properties is not None)
             or ("traits" not in obj and "inbound" not in obj and "origin" not in obj)
         )
-        and not event_id.isspace()
-        and not contact_id.isspace()
-        and contact_id.isprintable()
     ):
         if properties:
             for value in properties.values():
@@ -404,21 +398,44 @@ def _from_dict(obj: dict[str, Any]) -> Event | Rejected:
                     if deep is not None:
                         return deep
                     break
-        when = _TIMES.get(timestamp)
-        if when is None:
-            try:
-                when = _parse_time(timestamp)
-            except ValueError:
-                return _checked(obj)
-        return Event(
-            event_id,
-            event_type,
-            contact_id,
-            when[0],
-            when[1],
-            {} if properties is None else properties,
-        )
+        event = _plain(event_id, event_type, contact_id, timestamp, properties)
+        if event is not None:
+            return event
     return _checked(obj)
+
+
+def _plain(
+    event_id: str,
+    event_type: str,
+    contact_id: str,
+    timestamp: str,
+    properties: dict[str, Any] | None,
+) -> Event | None:
+    """The event of these fields (of the right types) when they pass as they are (ids not
+    blank, a plain event type, a timestamp that reads); None when they need the full check."""
+    if not (
+        event_id
+        and contact_id
+        and (event_type in _GOOD_TYPES or _plain_type(event_type))
+        and not event_id.isspace()
+        and not contact_id.isspace()
+        and contact_id.isprintable()
+    ):
+        return None
+    when = _TIMES.get(timestamp)
+    if when is None:
+        try:
+            when = _parse_time(timestamp)
+        except ValueError:
+            return None
+    return Event(
+        event_id,
+        event_type,
+        contact_id,
+        when[0],
+        when[1],
+        {} if properties is None else properties,
+    )
 
 
 def _checked(obj: dict[str, Any]) -> Event | Rejected:
@@ -564,39 +581,13 @@ def _plain_event(raw: bytes | str) -> Event | None:
         return None
     if wire.traits is not _UNSET or wire.inbound is not _UNSET or wire.origin is not _UNSET:
         return None
-    event_id = wire.id
-    event_type = wire.event
-    contact_id = wire.contact_id
     properties = wire.properties
-    if not (
-        event_id
-        and contact_id
-        and (event_type in _GOOD_TYPES or _plain_type(event_type))
-        and not event_id.isspace()
-        and not contact_id.isspace()
-        and contact_id.isprintable()
-    ):
-        return None
     if properties:
         for value in properties.values():
             kind = type(value)
             if kind is dict or kind is list or (kind is int and value not in _INT_RANGE):
                 return None
-    timestamp = wire.timestamp
-    when = _TIMES.get(timestamp)
-    if when is None:
-        try:
-            when = _parse_time(timestamp)
-        except ValueError:
-            return None
-    return Event(
-        event_id,
-        event_type,
-        contact_id,
-        when[0],
-        when[1],
-        {} if properties is None else properties,
-    )
+    return _plain(wire.id, wire.event, wire.contact_id, wire.timestamp, properties)
 
 
 def parse_event(raw: bytes | str) -> Event | Rejected:
