@@ -4,8 +4,10 @@
     out = await runner.process(events)     # a Decision holding the batch's actions, in due order
     out = await runner.advance(until)      # fire what falls due up to `until`
 
-Per batch: one `load` for every contact involved (the events' contacts, anonymous contacts
-to merge, contacts with timers falling due within the batch's time span), then, for each
+Per batch: one claim of its event ids (`claim_ids`: an id another contact holds makes its
+event a duplicate) and, beside it, one `load` for every contact involved (the events'
+contacts, anonymous contacts to merge, contacts with timers falling due within the batch's
+time span; an in-process store hands over its states instead), then, for each
 event in input order: fire the timers due before it (strictly: events at T come before
 timers due at T), handle it; then one `save` of every state that changed. When more timers
 fall due within a batch than one query returns (`timer_batch`, say at the end of quiet hours,
