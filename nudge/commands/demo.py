@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from nudge.commands.generate import positive
 from nudge.engine.engine import Engine
 from nudge.engine.events import format_time, iter_jsonl
 from nudge.engine.stores.memory import MemoryStore
@@ -33,8 +34,10 @@ EXAMPLES_PER_RULE = 2
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--contacts", type=int, default=300, help="contacts in the shop (300)")
-    parser.add_argument("--events", type=int, default=20_000, help="events to generate (20,000)")
+    parser.add_argument("--contacts", type=positive, default=300, help="contacts in the shop (300)")
+    parser.add_argument(
+        "--events", type=positive, default=20_000, help="events to generate (20,000)"
+    )
     parser.add_argument("--seed", type=int, default=1, help="random seed (1)")
     parser.add_argument(
         "--rules", action="append", metavar="PATH", help=f"rules folder (default {DEFAULT_RULES})"

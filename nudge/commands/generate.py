@@ -23,7 +23,7 @@ _BATCH = 4096  # lines per write
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--contacts", type=_positive, default=1000, metavar="N", help="contacts (default 1000)"
+        "--contacts", type=positive, default=1000, metavar="N", help="contacts (default 1000)"
     )
     parser.add_argument(
         "--events", type=_not_negative, default=10_000, metavar="M", help="events (default 10000)"
@@ -83,7 +83,8 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def _positive(text: str) -> int:
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
     value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
