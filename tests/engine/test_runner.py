@@ -4,10 +4,12 @@ routing of merged contacts, and the clock."""
 from __future__ import annotations
 
 import math
-from datetime import UTC
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nudge.dsl import Source, load_sources
 from nudge.dsl.plan import RuleSet
@@ -220,6 +222,43 @@ def test_clocks() -> None:
 def test_quiet_until(local: str, tz: str, start: int, end: int, expected: str | None) -> None:
     got = quiet_until(parse_time(local), start, end, zone(tz))
     assert (None if got is None else format_time(got)) == expected
+
+
+@given(
+    st.integers(min_value=1_577_836_800, max_value=1_893_456_000),  # 2020 to 2030
+    st.sampled_from(
+        [
+            "Europe/Stockholm",
+            "America/New_York",
+            "Australia/Adelaide",
+            "Asia/Kathmandu",
+            "Pacific/Chatham",
+            "Australia/Lord_Howe",
+            "America/St_Johns",
+        ]
+    ),
+    st.integers(min_value=0, max_value=1439),
+    st.integers(min_value=0, max_value=1439),
+)
+@settings(max_examples=500)
+def test_quiet_until_agrees_with_the_local_time_of_the_zone(
+    ts: int, name: str, start: int, end: int
+) -> None:
+    # one answer whether the zone's offset is remembered for the quarter hour or not
+    tz = zone(name)
+    got = quiet_until(ts, start, end, tz)
+    assert (got is not None) == _quiet_at(ts, start, end, tz)
+    assert quiet_until(ts, start, end, tz) == got  # and again, from what it remembered
+    if got is not None:  # the end of the period: outside it
+        assert got >= ts and not _quiet_at(got, start, end, tz)
+
+
+def _quiet_at(ts: float, start: int, end: int, tz: tzinfo) -> bool:
+    local = datetime.fromtimestamp(ts, tz)
+    minute = local.hour * 60 + local.minute
+    if start == end:
+        return False
+    return start <= minute < end if start < end else (minute >= start or minute < end)
 
 
 def test_zone_falls_back_to_utc() -> None:
