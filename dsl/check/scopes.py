@@ -6,7 +6,8 @@ LANGUAGE.md §3 and the language reference: in `followed by`, `event` is the sec
 are bound; in `not followed by`, `event` is the first and the second is visible only inside its own
 `where`; inside `count(E ...)` only `E` (also as `event`), the contact and constants are visible; a
 segment and a test's `expect ... has` see the contact and constants; a `let` and test data are
-constants. The `where` of an `exit on` or a `goal` sees only its own event.
+constants. The `where` of an `exit on` sees its own event and the trigger's events (its own
+names win a clash); a `goal`'s sees only its own event.
 """
 
 from __future__ import annotations
