@@ -577,8 +577,8 @@ def _plain_event(raw: bytes | str) -> Event | None:
     integers past 64 bits (the full way's decoder reads them as floats)."""
     try:
         wire = _decode_plain(raw)
-    except (msgspec.DecodeError, RecursionError):  # malformed, another shape, types to reject
-        return None
+    except (msgspec.DecodeError, UnicodeError, RecursionError):
+        return None  # malformed (bad UTF-8 too), another shape, types to reject: the full way
     if wire.traits is not _UNSET or wire.inbound is not _UNSET or wire.origin is not _UNSET:
         return None
     properties = wire.properties

@@ -683,3 +683,28 @@ def test_a_byte_order_mark_before_the_first_line_is_no_part_of_it() -> None:
         r for r in iter_jsonl(io.BytesIO(line + b"\n\xef\xbb\xbf" + line)) if r is not None
     ][1:]
     assert isinstance(second, Rejected) and second.reason == "not_json"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id":"e1","event":"ping","contact_id":"c1","timestamp":"2026-11-20T10:00:00Z",'
+        b'"properties":{"x":"\xff"}}',
+        b'{"id":"e\xc3","event":"ping","contact_id":"c1","timestamp":"2026-11-20T10:00:00Z"}',
+        '{"id":"e1","event":"ping","contact_id":"c1","timestamp":"2026-11-20T10:00:00Z",'
+        '"properties":{"x":"\ud800"}}',  # text with a lone surrogate
+    ],
+)
+def test_bad_unicode_is_not_json(raw: bytes | str) -> None:
+    assert rejected(parse_event(raw), "not_json")
+    assert [r.reason for r in iter_jsonl(io.BytesIO(raw if isinstance(raw, bytes) else b""))] in (
+        ["not_json"],
+        [],
+    )
+
+
+@given(st.binary(max_size=200))
+def test_bytes_around_a_valid_event_read_as_the_full_way_reads_them(noise: bytes) -> None:
+    raw = b'{"id":"e1","event":"ping","contact_id":"c1","timestamp":"2026-11-20T10:00:00Z",'
+    raw += b'"properties":{"x":"' + noise.replace(b'"', b"").replace(b"\\", b"") + b'"}}'
+    assert _same(parse_event(raw), _the_full_way(raw))
