@@ -5,7 +5,7 @@
     out = await runner.advance(until)      # fire what falls due up to `until`
 
 Per batch: one claim of its event ids (`claim_ids`: an id another contact holds makes its
-event a duplicate) and, beside it, one `load` for every contact involved (the events'
+event a duplicate), then one `load` for every contact involved (the events'
 contacts, anonymous contacts to merge, contacts with timers falling due within the batch's
 time span; an in-process store hands over its states instead), then, for each
 event in input order: fire the timers due before it (strictly: events at T come before
@@ -17,7 +17,6 @@ timers cover, and the rest runs with a query of its own.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
 from collections.abc import Collection, Iterable, Sequence
@@ -108,16 +107,14 @@ class Runner:
                 return
             # what is left due before the first event cannot fire (stale index entries)
         # ids another contact holds: duplicates (the contact's own `seen` finds the others)
-        claimed = self.store.claim_ids(batch, self.engine.dedup_seconds, horizon)
+        foreign = await self.store.claim_ids(batch, self.engine.dedup_seconds, horizon)
         live = self._live
         if live is None:
             ids: set[str] = {e.contact_id for e in batch}
             ids.update(e.anonymous_id for e in batch if e.anonymous_id is not None)
             ids.update(ref.contact_id for ref in refs)
-            # one round trip's time for both (a store with a connection pool: two connections)
-            foreign, states = await asyncio.gather(claimed, self._load(ids))
+            states = await self._load(ids)
         else:
-            foreign = await claimed
             states = live
         heap = list(refs)  # sorted, hence a heap
         self._horizon = horizon

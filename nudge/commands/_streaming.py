@@ -56,10 +56,15 @@ _BROKER_COMMANDS = frozenset({"worker", "collect", "produce", "deliver"})
 
 
 def broker_unreachable(command: str, settings: Settings, exc: Exception) -> int:
-    """Say that the broker could not be reached (one line, no traceback); the exit status."""
-    print(
-        f"nudge {command}: cannot reach the broker at {settings.broker_url}: {exc}", file=sys.stderr
-    )
+    """Say that the broker could not be reached, or what it refused (one line, no
+    traceback); the exit status."""
+    from aiokafka.errors import KafkaConnectionError
+
+    if isinstance(exc, KafkaConnectionError):
+        what = f"cannot reach the broker at {settings.broker_url}"
+    else:
+        what = f"the broker at {settings.broker_url} refused"
+    print(f"nudge {command}: {what}: {exc}", file=sys.stderr)
     return 1
 
 

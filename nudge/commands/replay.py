@@ -32,6 +32,7 @@ from typing import IO, Any, BinaryIO
 
 import orjson
 
+from nudge.commands.generate import positive
 from nudge.dsl.load import load_ruleset
 from nudge.dsl.plan import RuleSet
 from nudge.dsl.render import render_texts
@@ -96,7 +97,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--partitions",
-        type=int,
+        type=positive,
         help="with --state redis://: shards of the timer index, as the Kafka topic's partitions "
         "(default 8; in memory there is one, the output is the same)",
     )
@@ -119,7 +120,7 @@ def open_store(url: str | None, partitions: int | None = None) -> ContactStore:
     """The store a `--state` URL names; `partitions` (the timer index's shards) matters only
     to a store that workers share: in memory there is one unless told otherwise."""
     if url is None or url in ("memory", "memory://"):
-        return MemoryStore(partitions or 1)
+        return MemoryStore(1 if partitions is None else partitions)
     if url.startswith(("redis://", "rediss://", "unix://")):
         import importlib
 
@@ -130,7 +131,9 @@ def open_store(url: str | None, partitions: int | None = None) -> ContactStore:
         # Kept states (the worker's `state_cache` setting): a replay saves and loads the
         # same contacts again and again.
         store: ContactStore = redis_store.RedisStore.from_url(
-            url, partitions=partitions or 8, state_cache=load_settings().state_cache
+            url,
+            partitions=8 if partitions is None else partitions,
+            state_cache=load_settings().state_cache,
         )
         return store
     raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")
@@ -217,11 +220,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _unreachable(exc: Exception) -> bool:
-    """Whether `exc` says the state's server could not be reached (or went away)."""
+    """Whether `exc` says the state's server could not be reached (or went away); not a
+    closed output (`nudge replay ... | head`), which is a `BrokenPipeError`."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return isinstance(exc, RedisConnectionError | RedisTimeoutError | ConnectionError)
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
 class Replay:

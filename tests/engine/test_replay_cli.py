@@ -331,3 +331,14 @@ def test_until_before_the_last_event_is_said(replay: Replay) -> None:
     r = replay(RULES, EVENTS[:2], "--until", "2020-01-01T00:00:00Z")
     assert r.code == 0
     assert r.summary()["until"].startswith("2020-01-01T00:00:00Z is before the last event's time")
+
+
+def test_partitions_must_be_at_least_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("")
+    with pytest.raises(SystemExit) as stopped:
+        main(["replay", str(events), "--partitions", "0"])
+    assert stopped.value.code == 2
+    assert "--partitions: must be at least 1, got 0" in capsys.readouterr().err
