@@ -320,9 +320,12 @@ class ContactStore(Protocol):
       `shard` is `partition_for(contact_id, store.partitions)`.
     - `timer_summary(shards)`: how many timers are pending and the earliest due time.
     - `claim_ids(events, ttl, now)`: claim each event's id for its contact, in order; the
-      first claim of an id wins and is kept at least `ttl` seconds (from `now`, the caller's
-      clock). Returns the positions of the events whose id another contact holds: those are
-      duplicates (an id is unique across contacts, LANGUAGE.md section 1).
+      first claim of an id wins. Returns the positions of the events whose id another contact
+      holds: those are duplicates (an id is unique across contacts, LANGUAGE.md section 1).
+      A claim holds for events up to `ttl` seconds after the claiming event's timestamp (event
+      time, as the contact's own `seen`); past that, another contact's event takes the id over.
+      Stores keep claims at least `ttl` seconds (`now`: the caller's clock) and may drop them
+      after.
       A claim by the holder itself is no duplicate here: the contact's own `seen` decides,
       atomically with its state, so a batch retried after a crash is handled again.
     - `close()`: release connections.

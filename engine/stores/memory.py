@@ -54,8 +54,8 @@ class MemoryStore:
         # Event id -> the contact that claimed it, in two generations: claims go to the
         # current one; when it is `ttl` old it becomes the previous one, and the previous one
         # is dropped (a claim is kept between `ttl` and twice that).
-        self._claims: dict[str, str] = {}
-        self._old_claims: dict[str, str] = {}
+        self._claims: dict[str, tuple[str, float]] = {}  # -> (contact id, event time)
+        self._old_claims: dict[str, tuple[str, float]] = {}
         self._claims_since = -math.inf
 
     def __len__(self) -> int:
@@ -137,17 +137,23 @@ class MemoryStore:
             self._old_claims = self._claims if now - self._claims_since < 2 * ttl else {}
             self._claims = {}
             self._claims_since = now
-        claim = self._claims.setdefault
+        claims = self._claims
+        claim = claims.setdefault
         old = self._old_claims
         foreign: set[int] = set()
         for i, e in enumerate(events):
             contact_id = e.contact_id
             if old:
                 earlier = old.get(e.id)
-                owner = claim(e.id, contact_id if earlier is None else earlier)
+                held = claim(e.id, (contact_id, e.ts) if earlier is None else earlier)
             else:
-                owner = claim(e.id, contact_id)
-            if owner is not contact_id and owner != contact_id:
+                held = claim(e.id, (contact_id, e.ts))
+            owner = held[0]
+            if owner is contact_id or owner == contact_id:
+                continue
+            if e.ts - held[1] > ttl:  # another contact's, but long ago: the id is free again
+                claims[e.id] = (contact_id, e.ts)
+            else:
                 foreign.add(i)
         return foreign
 

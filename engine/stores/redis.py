@@ -126,19 +126,29 @@ return out
 _REV_HEAD = b'{"rev":"'
 
 # Claim event ids (`claim_ids` on a single node): returns the 0-based positions of the ids
-# another contact holds. One argument holds every claim as JSON ([[event id, contact id], ...])
-# and the script builds the keys (ARGV: the key prefix, the TTL in seconds, the claims): packing
-# 10,000 arguments costs the client more than the script takes to run. A single node does not
-# need the keys declared; a cluster takes pipelined commands instead (`claim_ids`).
+# another contact holds. A claim's value is `<contact id>\x1f<event time>`. One argument holds
+# every claim as JSON ([[event id, contact id, event time], ...]) and the script builds the keys
+# (ARGV: the key prefix, the TTL in seconds, the claims): packing 10,000 arguments costs the
+# client more than the script takes to run. A single node does not need the keys declared; a
+# cluster takes pipelined commands instead (`claim_ids`).
 _CLAIM = """
 local foreign = {}
+local ttl = tonumber(ARGV[2])
 local claims = cjson.decode(ARGV[3])
 for i, claim in ipairs(claims) do
   local key = ARGV[1] .. ':id:{' .. claim[1] .. '}'
-  local contact = claim[2]
-  if not redis.call('SET', key, contact, 'NX', 'EX', ARGV[2]) then
-    if redis.call('GET', key) ~= contact then
-      foreign[#foreign + 1] = i - 1
+  local value = claim[2] .. '\31' .. string.format('%.6f', claim[3])
+  local held = redis.call('GET', key)
+  if not held then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    local owner, at = string.match(held, '^(.*)\31([^\31]*)$')
+    if owner ~= claim[2] then
+      if claim[3] - tonumber(at) > ttl then
+        redis.call('SET', key, value, 'EX', ttl)
+      else
+        foreign[#foreign + 1] = i - 1
+      end
     end
   end
 end
@@ -227,6 +237,7 @@ class RedisStore:
         self.state_cache = 0 if self.cluster else state_cache
         self._cached: dict[str, tuple[ContactState, bytes]] = {}
         self._rev_base = os.urandom(6).hex()
+        self._claim = client.register_script(_CLAIM)  # EVALSHA: the script is sent once
         self._rev_next = 0
 
     @classmethod
@@ -470,26 +481,43 @@ class RedisStore:
             return set()
         seconds = max(1, math.ceil(ttl))
         if not self.cluster:
-            claims = orjson.dumps([(e.id, e.contact_id) for e in events])
-            reply = await self._redis.eval(_CLAIM, 0, self.key_prefix, seconds, claims)
+            claims = orjson.dumps([(e.id, e.contact_id, e.ts) for e in events])
+            reply = await self._claim(keys=[], args=[self.key_prefix, seconds, claims])
             return {int(i) for i in reply}
+        # A cluster: the ids live in many slots. Claims by SET NX, then a look at those held.
         keys = [self.id_key(e.id) for e in events]
-        contacts = [e.contact_id for e in events]
+        values = [f"{e.contact_id}\x1f{e.ts:.6f}" for e in events]
         pipe = self._redis.pipeline(transaction=False)
-        for key, contact_id in zip(keys, contacts, strict=True):
-            pipe.set(key, contact_id, nx=True, ex=seconds)
+        for key, value in zip(keys, values, strict=True):
+            pipe.set(key, value, nx=True, ex=seconds)
         held = [i for i, ok in enumerate(await pipe.execute()) if not ok]
         if not held:
             return set()
         pipe = self._redis.pipeline(transaction=False)
         for i in held:
             pipe.get(keys[i])
-        owners = await pipe.execute()
-        return {
-            i
-            for i, owner in zip(held, owners, strict=True)
-            if owner is not None and owner.decode() != contacts[i]
-        }
+        foreign: set[int] = set()
+        retake = self._redis.pipeline(transaction=False)
+        taken: dict[bytes, tuple[str, float]] = {}  # ids taken over so far in this batch
+        for i, raw in zip(held, await pipe.execute(), strict=True):
+            e = events[i]
+            if keys[i] in taken:
+                owner, at = taken[keys[i]]
+            elif raw is None:
+                continue  # expired meanwhile: nobody's
+            else:
+                text, _, stamp = raw.decode().rpartition("\x1f")
+                owner, at = text, float(stamp)
+            if owner == e.contact_id:
+                continue
+            if e.ts - at > ttl:  # long ago: the id is free again
+                retake.set(keys[i], values[i], ex=seconds)
+                taken[keys[i]] = (e.contact_id, e.ts)
+            else:
+                foreign.add(i)
+        if len(retake):
+            await retake.execute()
+        return foreign
 
     async def close(self) -> None:
         if self._owns_client:

@@ -285,3 +285,15 @@ class StoreContract:
         assert await store.claim_ids(_claims(("e1", "c-1")), week, T0) == set()
         again = _claims(("e1", "c-1"), ("e1", "c-1"))
         assert await store.claim_ids(again, week, T0) == set()
+
+    async def test_a_claim_holds_for_the_ttl_after_its_event_then_the_id_is_free(
+        self, store: ContactStore
+    ) -> None:
+        day = 86400.0
+        first = [_event("e1", "c-1", T0)]
+        assert await store.claim_ids(first, day, T0) == set()
+        within = [_event("e1", "c-2", T0 + day - 1)]
+        assert await store.claim_ids(within, day, T0 + day - 1) == {0}
+        # a day and more after c-1's event (event time, whatever the clock): c-3 takes it
+        later = [_event("e1", "c-3", T0 + day + 1), _event("e1", "c-1", T0 + day + 2)]
+        assert await store.claim_ids(later, day, T0) == {1}

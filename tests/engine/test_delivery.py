@@ -595,6 +595,18 @@ end
     assert "4 read, 2 processed, 2 duplicates" in r.stderr
 
 
+def test_an_id_another_contact_had_long_ago_is_free_again(replay: Replay) -> None:
+    rules = 'rule hello\n    when ping\n    then\n        send webhook "crm"\nend\n'
+    r = replay(
+        rules,
+        [
+            ev("x", "ping", "c1", at("10:00", month=9)),
+            ev("x", "ping", "c2", at("10:00", month=11)),  # two months on: past the window
+        ],
+    )
+    assert [a["contact_id"] for a in r.actions()] == ["c1", "c2"]
+
+
 def test_a_deferred_send_needs_consent_still_when_it_goes_out(replay: Replay) -> None:
     rules = """
 policy quiet hours 21:00-08:00
