@@ -197,10 +197,13 @@ def recover(
         elif statement is not None:
             line = text.rfind("\n", start, at) + 1
             # The error is the first word of a line read as the continuation of the
-            # statement above: if that one is whole without it, the line is the fault alone.
+            # statement above: if that one is whole without it, the line is the fault alone
+            # (not after `end`: what follows a declaration is no statement of it).
+            above = _FIRST_WORD.match(text, statement.start)
             if (
                 statement.start < line
                 and not text[line:at].strip()
+                and (above is None or above.group(1) != "end")
                 and not _is_fault(text, replace(statement, stop=line))
             ):
                 statement = replace(statement, start=line)

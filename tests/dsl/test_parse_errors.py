@@ -309,6 +309,13 @@ def test_a_line_that_is_no_continuation_leaves_the_statement_above_it_whole() ->
     ]
 
 
+def test_a_declaration_without_its_first_word_is_one_error() -> None:
+    # its lines after the `end` before it are no statements of that rule
+    text = "rule ok\n    when ping\n    then\n        score += 1\nend\n\n"
+    text += "abandoned_cart same_type\n    when ping\n    then\n        score += 1\nend\n"
+    assert [(line, code) for line, code, _ in _found(text)] == [(7, "syntax")]
+
+
 @pytest.mark.parametrize(
     ("written", "message"),
     [
