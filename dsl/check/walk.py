@@ -35,6 +35,17 @@ def subexpressions(expr: ast.Expr) -> Iterator[ast.Expr]:
         stack.extend(reversed(children(node)))
 
 
+def outside_counts(expr: ast.Expr) -> Iterator[ast.Expr]:
+    """`subexpressions`, but not into a `count(...)`'s own condition, which sees only the
+    counted event (the `count` itself is yielded)."""
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        yield node
+        if not isinstance(node, ast.Count):
+            stack.extend(reversed(children(node)))
+
+
 def step_expressions(step: ast.Step) -> Iterator[ast.Expr]:
     """The expressions a step holds."""
     if isinstance(step, ast.Send):

@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from .. import ast, plan
-from ..check.walk import children, subexpressions
+from ..check.walk import outside_counts, subexpressions
 from ..plan import Fn
 from .canon import expr_text, window_id
 from .codegen import FileUnit, Scope
@@ -72,17 +72,8 @@ def _own(match: ast.EventMatch) -> dict[str, str]:
 
 
 def _names_read(expr: ast.Expr) -> set[str]:
-    """The names whose fields `expr` reads (path heads), not inside `count(...)`, whose own
-    condition sees only the counted event."""
-    names: set[str] = set()
-    stack: list[ast.Expr] = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Path):
-            names.add(node.parts[0].value)
-        if not isinstance(node, ast.Count):
-            stack.extend(children(node))
-    return names
+    """The names whose fields `expr` reads (path heads), not inside `count(...)`."""
+    return {n.parts[0].value for n in outside_counts(expr) if isinstance(n, ast.Path)}
 
 
 def _with_first(first: ast.EventMatch, second: ast.EventMatch) -> dict[str, str]:

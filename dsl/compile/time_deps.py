@@ -22,11 +22,11 @@ that segment's dependencies, and named constants (`let`) are looked through.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from .. import ast, plan
-from ..check.walk import children
+from ..check.walk import outside_counts
 from .canon import window_id
 
 __all__ = ["SegmentDeps", "segment_deps"]
@@ -102,7 +102,7 @@ class _Found:
         segments: Mapping[str, ast.Expr],
         visiting: set[str],
     ) -> None:
-        for node in _nodes(expr):
+        for node in outside_counts(expr):  # a count's own condition waits for its events
             match node:
                 case ast.Now():
                     self.clocked = True
@@ -131,14 +131,3 @@ class _Found:
                     other = segments.get(segment.value)
                     if other is not None and key not in visiting:
                         self.walk(other, lets, segments, visiting | {key})
-
-
-def _nodes(expr: ast.Expr) -> Iterator[ast.Expr]:
-    """`expr` and every expression inside it (not into `count(...)`'s own condition, which
-    is evaluated when its events arrive, not as time passes)."""
-    stack: list[ast.Expr] = [expr]
-    while stack:
-        node = stack.pop()
-        yield node
-        if not isinstance(node, ast.Count):
-            stack.extend(children(node))
