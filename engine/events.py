@@ -33,6 +33,7 @@ Rules beyond LANGUAGE.md, kept here so the language reference can quote them:
 from __future__ import annotations
 
 import re
+from codecs import BOM_UTF8
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -652,9 +653,6 @@ def _element(item: Any) -> Event | Rejected:
     return result
 
 
-_BOM = b"\xef\xbb\xbf"
-
-
 def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
     """JSON Lines, one event per line; blank lines are skipped.
 
@@ -670,8 +668,8 @@ def iter_jsonl(stream: BinaryIO) -> Iterator[Event | Rejected]:
         if not line:
             return
         number += 1
-        if number == 1 and line.startswith(_BOM):
-            line = line[len(_BOM) :]
+        if number == 1 and line.startswith(BOM_UTF8):
+            line = line[len(BOM_UTF8) :]
         if not line.endswith(b"\n") and len(line) == limit:
             size = len(line)
             while True:  # skip to the end of this line

@@ -51,10 +51,10 @@ class MemoryStore:
         # these by identity.
         self._indexed: dict[str, tuple[Timer, ...]] = {}
         self._shard_of: dict[str, int] = {}
-        # Event id -> the contact that claimed it, in two generations: claims go to the
-        # current one; when it is `ttl` old it becomes the previous one, and the previous one
-        # is dropped (a claim is kept between `ttl` and twice that).
-        self._claims: dict[str, tuple[str, float]] = {}  # -> (contact id, event time)
+        # Event id -> (the contact that claimed it, its event's time), in two generations:
+        # claims go to the current one; when it is `ttl` old (by the caller's clock) it becomes
+        # the previous one, and the previous one is dropped (kept between `ttl` and twice that).
+        self._claims: dict[str, tuple[str, float]] = {}
         self._old_claims: dict[str, tuple[str, float]] = {}
         self._claims_since = -math.inf
 

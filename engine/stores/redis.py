@@ -14,9 +14,10 @@ Key layout (`key_prefix` "nudge" by default; it lets tests and tenants share one
   they share a Cluster slot (the delivery ledger's `nudge:{<contact_id>}:sent:<action_id>` too).
 - `nudge:timers:{<shard>}`: a sorted set per shard (the Kafka partition of the contact id),
   score = due time (epoch seconds), member = `<contact_id>\\x1f<timer_id>`.
-- `nudge:id:{<event_id>}`: a string, the contact that claimed the event id (`claim_ids`),
-  expiring after the de-duplication window: an id is unique across contacts, and an event
-  whose id another contact holds is a duplicate. Its own hash tag: one key per command.
+- `nudge:id:{<event_id>}`: a string, `<contact_id>\\x1f<event time>`: who claimed the event
+  id and when (`claim_ids`), expiring after the de-duplication window: an id is unique across
+  contacts, and another contact's event with it within the window is a duplicate. Its own
+  hash tag: one key per command.
 - `nudge:meta`: a hash, `partitions` = the shard count the index was built with; a store
   opened with another count refuses to work (its timers would be looked for in the wrong
   shards).
@@ -475,8 +476,9 @@ class RedisStore:
         return TimerSummary(pending, next_due)
 
     async def claim_ids(self, events: Sequence[Event], ttl: float, now: float) -> set[int]:
-        """One EVAL on a single node; on a cluster (ids in many slots) a pipelined `SET NX`
-        per id, then a `GET` of each id that was held already."""
+        """One script on a single node (`_CLAIM`); on a cluster (ids in many slots) a
+        pipelined `SET NX` per id, a `GET` of each id that was held already, and a `SET` of
+        each one taken over."""
         if not events:
             return set()
         seconds = max(1, math.ceil(ttl))

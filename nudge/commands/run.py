@@ -128,8 +128,8 @@ async def serve(
         host = "127.0.0.1" if settings.http_host in ("0.0.0.0", "::", "") else settings.http_host
         settings = dataclasses.replace(settings, tracking_url=f"http://{host}:{port}")
     secret = tracking_secret(settings)
-    dead_letters = Path(settings.outbox) / "dead_letters.jsonl"
-    rejects = Path(settings.outbox) / "rejects.jsonl"
+    dead_letters = outbox / "dead_letters.jsonl"
+    rejects = outbox / "rejects.jsonl"
 
     async def feed_back(obj: dict[str, Any]) -> None:
         event = event_from_dict(obj)
