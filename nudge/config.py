@@ -71,7 +71,8 @@ class Settings:
     actions_topic: str = _setting("nudge.actions", "str")
     dlq_topic: str = _setting("nudge.events.dlq", "str")
     actions_dlq_topic: str = _setting("nudge.actions.dlq", "str")
-    dedupe_ttl: float = _setting(7 * _DAY, "duration")
+    # LANGUAGE.md section 1: "ids are remembered for at least 7 days, configurable".
+    dedupe_ttl: float = _setting(7 * _DAY, "duration", minimum=7 * _DAY)
     replication_factor: int | None = _setting(None, "optional_int", minimum=1)
     # Worker tuning (`nudge worker`; see docs/operations.md for their measured effect).
     batch_records: int = _setting(100, "int", minimum=1)
@@ -343,7 +344,10 @@ def _coerce(key: str, value: Any, *, source: str) -> Any:
     if meta.get("positive") and result <= 0:
         raise ConfigError(f"{source}: must be more than 0, got {result}")
     if "minimum" in meta and result < meta["minimum"]:
-        raise ConfigError(f"{source}: must be at least {meta['minimum']}, got {result}")
+        least, got = meta["minimum"], result
+        if kind == "duration":
+            least, got = _duration_text(least), _duration_text(got)
+        raise ConfigError(f"{source}: must be at least {least}, got {got}")
     if "maximum" in meta and result > meta["maximum"]:
         raise ConfigError(f"{source}: must be at most {meta['maximum']}, got {result}")
     return result
@@ -388,6 +392,15 @@ def _to_float(value: Any) -> float:
         except ValueError:
             pass
     raise ValueError(f"expected a number, got {value!r}")
+
+
+def _duration_text(seconds: float) -> str:
+    """Seconds in the largest unit up to days that holds them whole (`604800.0` -> `7d`)."""
+    for unit in ("d", "h", "m"):
+        amount = seconds / _UNITS[unit]
+        if amount >= 1 and amount == int(amount):
+            return f"{int(amount)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _to_duration(value: Any) -> float:

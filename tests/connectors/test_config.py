@@ -98,6 +98,14 @@ def test_wrong_types_name_their_source(tmp_path: Path) -> None:
         load_settings(environ={"NUDGE_SMTP_STARTTLS": "maybe"})
 
 
+def test_event_ids_are_remembered_for_at_least_seven_days() -> None:
+    # LANGUAGE.md section 1: "ids are remembered for at least 7 days, configurable"
+    with pytest.raises(ConfigError, match=r"NUDGE_DEDUPE_TTL: must be at least 7d, got 36h"):
+        load_settings(environ={"NUDGE_DEDUPE_TTL": "36h"})
+    assert load_settings(environ={"NUDGE_DEDUPE_TTL": "7d"}).dedupe_ttl == 7 * 86400
+    assert load_settings(environ={"NUDGE_DEDUPE_TTL": "30d"}).dedupe_ttl == 30 * 86400
+
+
 def test_strings_from_the_file_are_coerced_like_environment_values(tmp_path: Path) -> None:
     config = write(tmp_path / "nudge.toml", 'http_port = "8081"\n')
     assert load_settings(environ={}, config_path=config).http_port == 8081
