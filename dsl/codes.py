@@ -59,9 +59,10 @@ _ALL: tuple[Code, ...] = (
     Code(
         "too-deep",
         E,
-        "an expression nests too deeply",
+        "an expression is too long or nests too deeply",
         "A declaration nests expressions (brackets, `not`, operators) so deeply that it cannot "
-        "be read. Split it into smaller conditions, or into `let` constants and segments.",
+        "be read; a chain of hundreds of `or`s or `+`s is as deep (each holds the ones before "
+        "it). Split it into smaller conditions, or into `let` constants and segments.",
         "let a = " + "not " * 10 + "true\n",
         checked=False,
     ),
@@ -345,10 +346,14 @@ _ALL: tuple[Code, ...] = (
     Code(
         "bad-regex",
         E,
-        "`matches` with a regular expression that does not compile",
+        "`matches` with a regular expression that does not compile, or can run for ever",
         "The text after `matches` is a regular expression in Python's syntax; this one has an "
-        "error (an unbalanced bracket, a dangling `*`, ...). Escape special characters with a "
-        'double backslash: `"\\\\.pdf$"`.',
+        "error (an unbalanced bracket, a dangling `*`, ...), or it repeats a group that itself "
+        "repeats something of varying length (`(a+)+`, `(\\w+\\s?)*`), which can take "
+        "exponential time on a string that almost matches: one event would stall the engine. "
+        "Make the inner repetition possessive (`[a-z]++`) or the group atomic (`(?>[a-z]+\\.)+`). "
+        "A pattern that comes from data at run time is held to the same rules (a refused one "
+        'matches nothing). Escape special characters with a double backslash: `"\\\\.pdf$"`.',
         'rule r\n    when page_viewed where page_viewed.path matches "(pricing"\n    then\n'
         "        score += 1\nend\n",
     ),

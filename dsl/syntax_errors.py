@@ -12,6 +12,7 @@ import re
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from .ast import TYPE_NAMES
 from .diagnostics import Diagnostic, did_you_mean, error, or_list
 from .grammar import (
     COMMENT,
@@ -178,6 +179,13 @@ def _declaration_at(source: Source, offset: int) -> str:
     return f"the {kind} {name}" if name.startswith('"') else f"the {kind} `{name}`"
 
 
+# `rule` followed by a keyword (taken for the name) and whitespace, up to the unexpected token.
+# From a schema's start to just after a field's `:` (its type is missing).
+_SCHEMA_FIELD = re.compile(r"\s*(?:event\s+\w+|contact)\s*\{[^{}]*:\s*\Z")
+_RULE_WORD = re.compile(r"(?:^|\n)[ \t]*rule\s+\Z")
+_NAMELESS_RULE = re.compile(r"(?:^|\n)[ \t]*rule\s+([A-Za-z_]\w*)\s+\Z")
+
+
 def _unexpected_token(
     source: Source, exc: UnexpectedToken, offset: int, end_of_text: int
 ) -> Diagnostic:
@@ -202,6 +210,25 @@ def _unexpected_token(
     span = _token_span(source, token, offset)
     text = str(token)
     after = source.text[span.end : span.end + 40]
+    if token.type == "STRING" and _RULE_WORD.search(
+        source.text, max(0, span.start - 200), span.start
+    ):
+        return error(
+            "syntax",
+            'a rule needs a name before its title: write `rule <name> "<title>"`',
+            span,
+            "such as `rule abandoned_cart`",
+        )
+    nameless = _NAMELESS_RULE.search(source.text, max(0, span.start - 200), span.start)
+    if nameless is not None and nameless.group(1) in keyword_texts().values():
+        # `rule` then `when ...`: the keyword was read as the rule's name
+        word = nameless.group(1)
+        return error(
+            "syntax",
+            f"a rule needs a name: write `rule <name>` before `{word}`",
+            source.span(nameless.start(1), nameless.end(1)),
+            "such as `rule abandoned_cart`",
+        )
     if token.type == "EQUAL" and "COMPARE_OP" in expected:
         if after.startswith(">") or after.startswith("<"):  # `=>`, `=<`
             written = "=" + after[0]
@@ -275,7 +302,14 @@ def _unexpected_token(
         words = {keyword_texts()[t] for t in expected if t in keyword_texts()}
         best = did_you_mean(text, words) if text not in words else None
         if best is not None:
-            return error("syntax", f"unexpected `{text}` (did you mean `{best}`?)", span, label)
+            # the parser's state after a step fits many examples: keep a label about `best` only
+            fits = label if f"`{best}`" in label else ""
+            return error("syntax", f"unexpected `{text}` (did you mean `{best}`?)", span, fits)
+    if "NAME" in expected and _SCHEMA_FIELD.match(source.text, offset, span.start):
+        types = or_list([f"`{t}`" for t in TYPE_NAMES])
+        return error(
+            "syntax", f"unexpected {_describe_token(token)}; expected a type: {types}", span
+        )
     if token.type in ("WHEN", "THEN") and "RULE" in expected:
         label = f"`{text}` belongs inside a rule: write `rule <name>` first"
     message = f"unexpected {_describe_token(token)}; expected {_expected_text(expected)}"
@@ -371,7 +405,7 @@ def syntax_error(source: Source, exc: UnexpectedInput, offset: int, end_of_text:
             message, label = _CHARACTER_HINTS[ch]
             width = 2 if source.text[pos : pos + 2] in ("&&", "||") else 1
             return error("syntax", message, source.span(pos, pos + width), label)
-        shown = repr(ch) if ch.strip() == "" else f"`{ch}`"
+        shown = f"`{ch}`" if ch.isprintable() and ch.strip() else f"U+{ord(ch):04X}"
         allowed = set(exc.allowed or ())
         if len(allowed) > 6:  # what the lexer could read here, not what the rule needs: no help
             return error("syntax", f"unexpected character {shown}", span)
@@ -460,5 +494,8 @@ def glued_error(source: Source, glued: GluedKeyword, text: str, offset: int) -> 
 
 def too_deep(source: Source, at: int) -> Diagnostic:
     return error(
-        "too-deep", "this declaration nests expressions too deeply to read", source.span(at, at)
+        "too-deep",
+        "this declaration's expressions are too long or nest too deeply to read",
+        source.span(at, at),
+        "split them: smaller conditions, `let` constants or segments",
     )

@@ -22,9 +22,11 @@ from .context import Context
 from .declarations import check_declarations
 from .names import check_names
 from .rules import check_rules
+from .scopes import roots
 from .tests import check_tests
 from .timing import check_timing
 from .types import check_types
+from .walk import children
 
 __all__ = ["PASSES", "Checked", "check"]
 
@@ -64,7 +66,7 @@ def check(ruleset: ast.Ruleset) -> Checked:
         try:
             found += run(ruleset, ctx)
         except RecursionError:
-            found.append(_too_deep(ruleset))
+            found.append(_too_deep(ruleset, ctx))
     return Checked(
         ruleset,
         tuple(sort_diagnostics(found)),
@@ -76,7 +78,29 @@ def check(ruleset: ast.Ruleset) -> Checked:
     )
 
 
-def _too_deep(ruleset: ast.Ruleset) -> Diagnostic:
-    where = ruleset.files[0].span if ruleset.files else None
-    assert where is not None, "a pass recursed on an empty ruleset"
-    return diagnostic("too-deep", "an expression in this ruleset nests too deeply to check", where)
+def _too_deep(ruleset: ast.Ruleset, ctx: Context) -> Diagnostic:
+    """Reported at the deepest expression (a long `or` chain is deep too: each `or` holds the
+    ones before it)."""
+    deepest: ast.Expr | None = None
+    most = -1
+    for root in roots(ctx):
+        depth = _depth(root.expr)
+        if depth > most:
+            deepest, most = root.expr, depth
+    where = deepest.span if deepest is not None else ruleset.files[0].span
+    return diagnostic(
+        "too-deep",
+        "this expression is too long or nests too deeply to check",
+        where,
+        "split it: smaller conditions, `let` constants or segments",
+    )
+
+
+def _depth(expr: ast.Expr) -> int:
+    most = 0
+    stack = [(expr, 1)]
+    while stack:
+        node, depth = stack.pop()
+        most = max(most, depth)
+        stack.extend((child, depth + 1) for child in children(node))
+    return most

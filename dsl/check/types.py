@@ -12,12 +12,12 @@ times (the engine keeps them as ISO text).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .. import ast
 from ..codes import diagnostic
 from ..diagnostics import Diagnostic, hint
+from ..regexes import exponential, invalid
 from .context import CONTACT_BUILTINS, ENVELOPE, Context
 from .scopes import Root, Scope, count_scope, resolve, roots, rule_scopes
 
@@ -465,20 +465,30 @@ class _Types:
                     expr.right,
                     label("right"),
                 )
-            if op == "matches" and isinstance(expr.right, ast.Literal):
-                pattern = expr.right.value
-                if isinstance(pattern, str):
-                    try:
-                        re.compile(pattern)
-                    except re.error as exc:
-                        self.report(
-                            "bad-regex",
-                            f"invalid regular expression: {exc.msg}",
-                            expr.right,
-                            "",
-                            "the pattern is a Python regular expression; escape special "
-                            'characters with a double backslash, e.g. "\\\\."',
-                        )
+            if op == "matches":
+                self.pattern(expr.right)
+
+    def pattern(self, expr: ast.Expr) -> None:
+        """The pattern of `matches`, when it is written in the rules (or a constant's)."""
+        value = expr
+        if isinstance(expr, ast.Path) and len(expr.parts) == 1:
+            value = self.let_values.get(expr.parts[0].value, expr)
+        if not isinstance(value, ast.Literal) or not isinstance(value.value, str):
+            return
+        problem = invalid(value.value)
+        if problem is not None:
+            self.report(
+                "bad-regex",
+                problem,
+                expr,
+                "",
+                "the pattern is a Python regular expression; escape special "
+                'characters with a double backslash, e.g. "\\\\."',
+            )
+            return
+        slow = exponential(value.value)
+        if slow is not None:
+            self.report("bad-regex", slow, expr)
 
     def membership(self, expr: ast.Compare, a: str, b: str, label: Callable[..., str]) -> None:
         if b == "list":

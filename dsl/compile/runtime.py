@@ -19,6 +19,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final, Protocol
 
+from ..regexes import compile_pattern
+
 # A value of the language at run time: None, bool, int, float, str, list or dict.
 Value = Any
 
@@ -335,24 +337,18 @@ def endswith(a: Value, b: Value) -> bool:
     return type(a) is str and type(b) is str and a.endswith(b)
 
 
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except (re.error, RecursionError, OverflowError):
-        return None
-
-
 def compile_regex(pattern: str) -> re.Pattern[str] | None:
-    """A pattern compiled once (None when it is not a valid regular expression)."""
-    return _regex(pattern)
+    """A pattern compiled once (None when it is not a valid regular expression, or one
+    that can take exponential time: see `nudge.dsl.regexes`)."""
+    return compile_pattern(pattern)
 
 
 def matches(a: Value, pattern: Value) -> bool:
-    """`a matches "re"`: `re.search`, unanchored; a bad pattern or a non-string is false."""
+    """`a matches "re"`: `re.search`, unanchored; a bad or refused pattern, or a non-string,
+    is false."""
     if type(a) is not str or type(pattern) is not str:
         return False
-    compiled = _regex(pattern)
+    compiled = compile_pattern(pattern)
     return compiled is not None and compiled.search(a) is not None
 
 

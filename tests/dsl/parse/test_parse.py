@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nudge.dsl import ast
+from nudge.dsl import ast, load_sources
 from nudge.dsl.parse import parse, parse_expression
 from nudge.dsl.source import Source
 
@@ -118,6 +118,22 @@ def test_deep_nesting_is_a_diagnostic_not_a_crash() -> None:
     assert [d.code for d in diagnostics] == ["too-deep"]
     parens, problems = parse(Source("x.rules", "let a = " + "(" * 20000 + "1" + ")" * 20000))
     assert problems == [] and len(parens.decls) == 1
+
+
+def test_a_long_chain_is_reported_at_its_expression_by_the_checker() -> None:
+    # 400 `+`: read, but too deep to check; the caret goes under the expression, not line 1
+    text = "let small = 1\nlet big = " + " + ".join(["1"] * 400) + "\n"
+    result = load_sources([Source("x.rules", text)])
+    [found] = result.diagnostics
+    assert (found.code, found.span.line, found.span.column) == ("too-deep", 2, 11)
+    assert found.message == "this expression is too long or nests too deeply to check"
+
+
+def test_a_control_character_is_named_by_its_code_point() -> None:
+    _, diagnostics = parse(Source("x.rules", "let y = 1\x00\n"))
+    assert [(d.span.column, d.message) for d in diagnostics] == [
+        (10, "unexpected character U+0000")
+    ]
 
 
 @settings(max_examples=300, deadline=None)
