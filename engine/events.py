@@ -45,6 +45,7 @@ import orjson
 from nudge.dsl.compile.runtime import utc_text as _format
 
 __all__ = [
+    "LAST_TIME",
     "MAX_EVENT_BYTES",
     "MAX_EVENT_DEPTH",
     "NOT_INBOUND_TYPES",
@@ -101,6 +102,9 @@ NOT_INBOUND_TYPES = frozenset(
 
 _EVENT_TYPE = re.compile(r"[A-Za-z0-9_]+")
 _NAIVE_EPOCH = datetime(1970, 1, 1)
+LAST_TIME = 253402300799.999999  # 9999-12-31T23:59:59.999999Z, the latest time there is
+_LAST_INSTANT = "9999-12-31T23:59:59.999999Z"
+_FIRST_INSTANT = "0001-01-01T00:00:00Z"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Event types seen valid that take the plain path (not `identify`, inbound by default);
 # bounded by _GOOD_TYPES_MAX.
@@ -179,9 +183,14 @@ def format_time(ts: float) -> str:
     """Epoch seconds to `YYYY-MM-DDTHH:MM:SSZ`, in UTC.
 
     A fraction is written only when non-zero, rounded to the microsecond: three digits
-    when whole milliseconds (`.500`), otherwise six (`.123456`).
+    when whole milliseconds (`.500`), otherwise six (`.123456`). A time past the year 9999,
+    which no timestamp reaches but a very long wait may, is written as that year's last
+    instant (and one before the year 1 as its first).
     """
-    return _format(_NAIVE_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))
+    try:
+        return _format(_NAIVE_EPOCH + timedelta(microseconds=round(ts * 1_000_000)))
+    except OverflowError:
+        return _LAST_INSTANT if ts > 0 else _FIRST_INSTANT
 
 
 def _parse_time(value: str) -> tuple[float, str]:

@@ -139,7 +139,8 @@ def _same(a: Value, b: Value) -> bool:
 def time_text(v: Value) -> Value:
     """A time leaving the engine (action data, a trait): a number of epoch seconds, or ISO
     text with an offset other than `Z`, becomes ISO 8601 text in UTC, `2026-11-20T10:00:00Z`
-    (milliseconds or microseconds only when there are any); anything else is left as it is."""
+    (milliseconds or microseconds only when there are any); a number past the years 1-9999
+    is no time: null. Anything else is left as it is."""
     t = type(v)
     if t is str:  # ISO text with another offset: the same instant, in UTC
         instant = None if v.endswith("Z") else _iso(v)
@@ -149,7 +150,7 @@ def time_text(v: Value) -> Value:
     try:
         return utc_text(_NAIVE_EPOCH + timedelta(microseconds=round(v * 1_000_000)))
     except (OverflowError, ValueError):
-        return v
+        return None
 
 
 def utc_text(utc: datetime) -> str:

@@ -40,7 +40,7 @@ from nudge.engine.actions import Action
 from nudge.engine.clock import ManualClock
 from nudge.engine.decision import Decision
 from nudge.engine.engine import Engine
-from nudge.engine.events import Event, Rejected, format_time, iter_jsonl, parse_time
+from nudge.engine.events import LAST_TIME, Event, Rejected, format_time, iter_jsonl, parse_time
 from nudge.engine.runner import Runner
 from nudge.engine.state import ContactStore
 from nudge.engine.stats import MemoryStatsStore, RuleStats, figures_of, format_table
@@ -377,7 +377,9 @@ class Replay:
                     "clock's time, the others in timestamp order"
                 ),
             )
-        if pending:
+        if pending and next_due is not None and next_due > LAST_TIME:
+            lines.append(f"timers: {pending} pending, none due before the year 10000")
+        elif pending:
             due = format_time(next_due) if next_due is not None else "?"
             lines.append(
                 f"timers: {pending} pending, the next due {due} "

@@ -101,6 +101,23 @@ def test_trace_shows_suppressed_actions_and_changes(replay: Replay) -> None:
     assert list(record) == ["kind", "rule", "contact_id", "at", "from", "to"]
 
 
+def test_a_wait_past_the_year_9999_stays_pending_and_times_past_it_are_null(
+    replay: Replay,
+) -> None:
+    rules = (
+        "rule far\n    when ping\n    then\n"
+        '        send webhook "now" with { later: now + 420000w, soon: now + 1d }\n'
+        "        wait 420000w\n"
+        '        send webhook "never"\nend\n'
+    )
+    r = replay(rules, [ev("p1", "ping", "c-1", at("10:00"))], "--until", "9999-12-31T23:59:59Z")
+    assert r.code == 0
+    assert [(a["name"], a["data"]) for a in r.actions()] == [
+        ("now", {"later": None, "soon": at("10:00", day=21)})
+    ]
+    assert r.summary()["timers"] == "1 pending, none due before the year 10000"
+
+
 def test_until_fires_what_falls_due(replay: Replay) -> None:
     before = replay(RULES, EVENTS)
     assert [a["at"] for a in before.actions()] == [at("11:00")]

@@ -234,6 +234,12 @@ def test_format_time(ts: float, text: str) -> None:
     assert parse_time(text) == pytest.approx(ts, abs=1e-6)
 
 
+def test_a_time_past_the_year_9999_is_written_as_its_last_instant() -> None:
+    # no timestamp gets there; a wait of thousands of years does, and must not crash
+    assert format_time(1e12) == "9999-12-31T23:59:59.999999Z"
+    assert format_time(-1e12) == "0001-01-01T00:00:00Z"
+
+
 @given(
     st.datetimes(  # where an epoch float still holds every microsecond
         min_value=datetime(1902, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
