@@ -407,7 +407,8 @@ class Engine:
         if incoming:
             cause = e.id + "/identify"
             for key, value in incoming.items():
-                if given_trait_fits(key, value):
+                # `last_seen` is the latest inbound event's (this one's, by now), not a trait
+                if key != "last_seen" and given_trait_fits(key, value):
                     change_trait(self, ctx, key, value, rule=None, cause=cause)
 
     def _run_exits(self, ctx: Context, e: Event, rules: tuple[Rule, ...]) -> None:

@@ -30,7 +30,7 @@ from .delivery_rules import (
     quiet_until,
     zone,
 )
-from .events import Event, format_time
+from .events import Event, format_time, parse_time
 from .timers import arm, deliver_id, wait_id
 
 if TYPE_CHECKING:
@@ -353,13 +353,24 @@ def _deliver(
 
 def given_trait_fits(key: str, value: Any) -> bool:
     """Whether a trait an `identify` (or a test's `given`) brings may be taken: `segments` is
-    the engine's alone (membership follows the segments' conditions), `score` must be a number
-    and `stage` a string; anything else goes."""
+    the engine's alone (membership follows the segments' conditions), `score` must be a number,
+    `stage` a string, `first_seen` and `last_seen` times; anything else goes. (An `identify`
+    never brings `last_seen`: the engine's `_identify` keeps it to the latest inbound event.)"""
     if key == "score":
         return type(value) is int or type(value) is float
     if key == "stage":
         return type(value) is str
+    if key == "first_seen" or key == "last_seen":
+        return type(value) is str and _is_time(value)
     return key != "segments"
+
+
+def _is_time(text: str) -> bool:
+    try:
+        parse_time(text)
+    except ValueError:
+        return False
+    return True
 
 
 def withdrawn(ctx: Context, action: Action, due: float, trace: bool) -> None:

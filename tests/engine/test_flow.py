@@ -506,6 +506,36 @@ end
     assert r.actions()[0]["data"] == {"stage": "visitor", "first_seen": at("09:00")}
 
 
+def test_identify_imports_first_seen_but_never_last_seen(replay: Replay) -> None:
+    rules = """
+rule show_me
+    when ping
+    then
+        send webhook "me" with { first: contact.first_seen, last: contact.last_seen }
+end
+"""
+    def ping(eid: str, contact: str, when: str) -> dict[str, object]:
+        return {**ev(eid, "ping", contact, when), "inbound": False}  # moves no last_seen
+
+    events = [
+        ev("e1", "page_viewed", "c-1", at("09:00")),
+        # last_seen is the engine's: the identify's own time, whatever it says
+        identify("i1", "c-1", at("10:00"), last_seen="2020-01-01T00:00:00Z"),
+        ping("p1", "c-1", at("11:00")),
+        ping("p2", "c-2", at("10:00", day=21)),
+        identify("i2", "c-2", at("09:00", day=22), first_seen="2025-03-01T08:00:00Z"),
+        identify("i3", "c-2", at("09:30", day=22), first_seen="garbage"),  # not a time
+        identify("i4", "c-2", at("09:40", day=22), first_seen=None),  # would delete it
+        ping("p3", "c-2", at("10:00", day=22)),
+    ]
+    data = [a["data"] for a in replay(rules, events).actions()]
+    assert data == [
+        {"first": at("09:00"), "last": at("10:00")},
+        {"first": at("10:00", day=21), "last": None},
+        {"first": "2025-03-01T08:00:00Z", "last": at("09:40", day=22)},
+    ]
+
+
 def test_duplicate_ids_are_processed_once(replay: Replay) -> None:
     rules = """
 rule hook
