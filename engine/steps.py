@@ -360,7 +360,7 @@ def given_trait_fits(key: str, value: Any) -> bool:
         return type(value) is int or type(value) is float
     if key == "stage":
         return type(value) is str
-    if key == "first_seen" or key == "last_seen":
+    if key in ("first_seen", "last_seen"):
         return type(value) is str and _is_time(value)
     return key != "segments"
 
