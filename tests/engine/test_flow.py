@@ -514,6 +514,7 @@ rule show_me
         send webhook "me" with { first: contact.first_seen, last: contact.last_seen }
 end
 """
+
     def ping(eid: str, contact: str, when: str) -> dict[str, object]:
         return {**ev(eid, "ping", contact, when), "inbound": False}  # moves no last_seen
 
