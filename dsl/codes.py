@@ -440,8 +440,10 @@ _ALL: tuple[Code, ...] = (
         "bad-send",
         E,
         "`to` on a send that has no address",
-        "`to` chooses the address of `send email`, `send sms` and `send best`; a webhook goes "
-        "to the endpoint configured under its name, so it takes no `to`.",
+        "`to` chooses the address of `send email` and `send sms`. `send best` picks email or "
+        "sms when it runs and goes to the contact's `email` or `phone` accordingly (one address "
+        "cannot serve both); a webhook goes to the endpoint configured under its name. Neither "
+        "takes a `to`.",
         'rule r\n    when signed_up\n    then\n        send webhook "crm" to "https://x"\nend\n',
     ),
     Code(

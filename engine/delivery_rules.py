@@ -17,6 +17,7 @@ __all__ = [
     "best_channel",
     "fits_channel_cap",
     "give_back",
+    "is_address",
     "quiet_until",
     "zone",
 ]
@@ -29,11 +30,15 @@ _NEG_INF = float("-inf")
 
 
 def best_channel(traits: dict[str, Any], engagement: dict[str, float]) -> str | None:
-    """`send best`: the channel consented to; with both, the one engaged with last, email on a
-    tie; None when neither."""
+    """`send best`: the channel consented to; with both, the one the contact has an address
+    for (`email`, `phone`), and with both addresses too the one engaged with last, email on a
+    tie; None when neither is consented to."""
     email = traits.get("consent_email") is True
     sms = traits.get("consent_sms") is True
     if email and sms:
+        reach_email = is_address(traits.get("email"))
+        if reach_email != is_address(traits.get("phone")):
+            return "email" if reach_email else "sms"
         return (
             "sms"
             if engagement.get("sms", _NEG_INF) > engagement.get("email", _NEG_INF)
@@ -44,6 +49,11 @@ def best_channel(traits: dict[str, Any], engagement: dict[str, float]) -> str | 
     if sms:
         return "sms"
     return None
+
+
+def is_address(value: Any) -> bool:
+    """Whether a value can be sent to: text that is not blank."""
+    return type(value) is str and not value.isspace() and value != ""
 
 
 def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> bool:

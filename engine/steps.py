@@ -27,6 +27,7 @@ from .delivery_rules import (
     best_channel,
     fits_channel_cap,
     give_back,
+    is_address,
     quiet_until,
     zone,
 )
@@ -267,8 +268,10 @@ def _send(engine: Engine, ctx: Context, f: Firing, step: Send) -> None:
     else:
         action.template = step.target
         action.to = to = _address(ctx, step, channel, f.b)
-        if to is None and reason is None:
-            reason = "no_address"
+        if not is_address(to):
+            action.to = None  # a number, a list, blank text: nothing to send to
+            if reason is None:
+                reason = "no_address"
     action.data = _data(ctx, step.data, f.b)
     _deliver(engine, ctx, rule, action, reason, step=step.index, bindings=f.b)
 

@@ -100,17 +100,20 @@ def _sends(rule: ast.Rule) -> list[Diagnostic]:
                     "send takes email, sms, webhook or best",
                 )
             )
-        elif channel == "webhook" and step.to is not None:
+        elif channel in _NO_TO and step.to is not None:
             out.append(
                 diagnostic(
-                    "bad-send",
-                    "`send webhook` takes no `to`",
-                    step.to.span,
-                    "",
-                    "a webhook goes to the endpoint configured under its name",
+                    "bad-send", f"`send {channel}` takes no `to`", step.to.span, "", _NO_TO[channel]
                 )
             )
     return out
+
+
+# Sends whose address is not the rule's to choose, and why.
+_NO_TO = {
+    "webhook": "a webhook goes to the endpoint configured under its name",
+    "best": "it goes to the contact's `email` or `phone`, whichever channel it picks",
+}
 
 
 def _always(expr: ast.Expr | None, value: bool) -> bool:

@@ -88,6 +88,46 @@ def test_send_best_picks_the_consented_channel_engaged_with_last(
     assert action["template"] == "hello"
 
 
+def test_send_best_picks_the_consented_channel_the_contact_has_an_address_for(
+    replay: Replay,
+) -> None:
+    both = {"consent_email": True, "consent_sms": True}
+    events = [
+        identify("i1", "phone_only", at("09:00"), phone="+46701", **both),
+        identify("i2", "email_only", at("09:00"), email="e@x.se", **both),
+        identify("i3", "neither", at("09:00"), **both),
+        *(ev(f"e{c}", "ping", c, at("10:00")) for c in ("phone_only", "email_only", "neither")),
+    ]
+    r = replay(SEND_BEST, events, "--trace")
+    assert [(a["contact_id"], a["kind"], a["to"]) for a in r.actions()] == [
+        ("phone_only", "sms", "+46701"),
+        ("email_only", "email", "e@x.se"),
+    ]
+    assert [(x["contact_id"], x["kind"], x["suppressed"]) for x in r.suppressed()] == [
+        ("neither", "email", "no_address")  # no address either way: email, on the tie
+    ]
+
+
+def test_an_address_that_is_not_text_is_no_address(replay: Replay) -> None:
+    rules = """
+rule hello
+    when ping
+    then
+        send email "hello" to ping.to
+end
+"""
+    events = [
+        identify("i1", "c1", at("09:00"), consent_email=True),
+        ev("e1", "ping", "c1", at("10:00"), to="a@x.se"),
+        ev("e2", "ping", "c1", at("10:01"), to={"a": 1}),
+        ev("e3", "ping", "c1", at("10:02"), to=42),
+        ev("e4", "ping", "c1", at("10:03"), to=" "),
+    ]
+    r = replay(rules, events, "--trace")
+    assert [a["to"] for a in r.actions()] == ["a@x.se"]
+    assert [(x["to"], x["suppressed"]) for x in r.suppressed()] == [(None, "no_address")] * 3
+
+
 def test_send_best_without_consent_is_suppressed_as_email(replay: Replay) -> None:
     r = replay(SEND_BEST, [ev("e1", "ping", "c1", at("10:00"))], "--trace")
     (x,) = r.suppressed()
