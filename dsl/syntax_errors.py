@@ -183,7 +183,30 @@ def _declaration_at(source: Source, offset: int) -> str:
 # From a schema's start to just after a field's `:` (its type is missing).
 _SCHEMA_FIELD = re.compile(r"\s*(?:event\s+\w+|contact)\s*\{[^{}]*:\s*\Z")
 _RULE_WORD = re.compile(r"(?:^|\n)[ \t]*rule\s+\Z")
-_NAMELESS_RULE = re.compile(r"(?:^|\n)[ \t]*rule\s+([A-Za-z_]\w*)\s+\Z")
+# A word that takes a name, then a keyword (read as that name), up to where the error is.
+_KEYWORD_AS_NAME = re.compile(r"(?<![.\w])(rule|emit|entered|left|as)\s+([A-Za-z_]\w*)\s*\Z")
+_NAME_AFTER = {  # what the word needs: message, label
+    "rule": ("a rule needs a name: write `rule <name>`", "such as `rule abandoned_cart`"),
+    "emit": ("`emit` needs an event type: write `emit <event>`", "such as `emit lead_qualified`"),
+    "entered": ("`entered` needs a segment: write `entered <segment>`", "such as `entered vip`"),
+    "left": ("`left` needs a segment: write `left <segment>`", "such as `left vip`"),
+    "as": ("`as` needs a name for the event: write `as <name>`", "such as `as cart`"),
+}
+
+
+def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
+    """`rule` / `emit` / `entered` / `left` / `as` followed by a keyword just before `end`:
+    the parser took the keyword for the missing name, and failed after it."""
+    found = _KEYWORD_AS_NAME.search(source.text, max(0, end - 200), end)
+    if found is None or found.group(2) not in keyword_texts().values():
+        return None
+    message, label = _NAME_AFTER[found.group(1)]
+    return error(
+        "syntax",
+        f"{message} before `{found.group(2)}`",
+        source.span(found.start(2), found.end(2)),
+        label,
+    )
 
 
 def _unexpected_token(
@@ -196,6 +219,9 @@ def _unexpected_token(
         last = len(source.text[:end_of_text].rstrip())
         span = source.span(last, last)
         if "END" in expected:
+            taken = _keyword_taken_as_name(source, last)
+            if taken is not None:  # `emit` then `end`: the rule's `end` went for the event
+                return taken
             what = _declaration_at(source, offset)
             return error(
                 "syntax",
@@ -219,16 +245,9 @@ def _unexpected_token(
             span,
             "such as `rule abandoned_cart`",
         )
-    nameless = _NAMELESS_RULE.search(source.text, max(0, span.start - 200), span.start)
-    if nameless is not None and nameless.group(1) in keyword_texts().values():
-        # `rule` then `when ...`: the keyword was read as the rule's name
-        word = nameless.group(1)
-        return error(
-            "syntax",
-            f"a rule needs a name: write `rule <name>` before `{word}`",
-            source.span(nameless.start(1), nameless.end(1)),
-            "such as `rule abandoned_cart`",
-        )
+    taken = _keyword_taken_as_name(source, span.start)
+    if taken is not None:
+        return taken
     if token.type == "EQUAL" and "COMPARE_OP" in expected:
         if after.startswith(">") or after.startswith("<"):  # `=>`, `=<`
             written = "=" + after[0]
