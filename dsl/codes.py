@@ -358,6 +358,15 @@ _ALL: tuple[Code, ...] = (
         "        score += 1\nend\n",
     ),
     Code(
+        "bad-number",
+        E,
+        "a number too large to hold",
+        "Numbers are 64-bit floating point once they have a fraction or an exponent: one past "
+        "about `1.8e308` cannot be held (it would be infinity, which no event or trait can "
+        "carry). Check the exponent.",
+        "let big = 1e400\n",
+    ),
+    Code(
         "compare-null",
         W,
         "a comparison with `null`",

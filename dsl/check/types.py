@@ -12,6 +12,7 @@ times (the engine keeps them as ISO text).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from .. import ast
@@ -206,6 +207,8 @@ class _Types:
                 return "bool"
             if isinstance(v, str):
                 return "string"
+            if isinstance(v, float) and not math.isfinite(v):
+                self.report("bad-number", "this number is too large to hold", expr)
             return "number"
         if isinstance(expr, ast.Duration):
             return "duration"
