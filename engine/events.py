@@ -54,6 +54,7 @@ __all__ = [
     "Rejected",
     "event_from_dict",
     "format_time",
+    "identify_fields",
     "iter_jsonl",
     "not_json",
     "parse_event",
@@ -141,7 +142,8 @@ class Event:
             "event": self.type,
             "contact_id": self.contact_id,
             "timestamp": self.timestamp,
-            "properties": self.properties,
+            # an identify's traits are its fields too (`identify_fields`): written once
+            "properties": {} if self.properties is self.traits else self.properties,
         }
         if self.traits is not None:
             out["traits"] = self.traits
@@ -487,6 +489,7 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
     if event_type == "identify":
         if traits is None:
             traits = {}
+        properties = identify_fields(traits, properties)
         if obj.get("anonymous_id") is not None:
             checked = id_field(obj, "anonymous_id")
             if isinstance(checked, Rejected):
@@ -511,6 +514,12 @@ def _checked(obj: dict[str, Any]) -> Event | Rejected:
         anonymous_id,
         inbound,
     )
+
+
+def identify_fields(traits: dict[str, Any], properties: dict[str, Any] | None) -> dict[str, Any]:
+    """What rules read as an `identify` event's fields (`identify.email`, `event.email`): its
+    traits, and its properties, if it has any, over them."""
+    return {**traits, **properties} if properties else traits
 
 
 def not_json(exc: Exception, raw: bytes | str) -> Rejected:

@@ -24,6 +24,7 @@ from nudge.engine.events import (
     Rejected,
     event_type_field,
     id_field,
+    identify_fields,
     kind_of,
     object_field,
     rejection,
@@ -109,6 +110,7 @@ def event_from_segment(msg: dict[str, Any]) -> Event | Rejected:
         if isinstance(found, Rejected):
             return found
         traits = found or {}
+        properties = identify_fields(traits, None)
     else:
         given = object_field(msg, "properties")
         if isinstance(given, Rejected):

@@ -30,7 +30,7 @@ from .actions import Action
 from .clock import ManualClock
 from .decision import Decision
 from .engine import Engine
-from .events import NOT_INBOUND_TYPES, Event, format_time, parse_time
+from .events import NOT_INBOUND_TYPES, Event, format_time, identify_fields, parse_time
 from .runner import Runner
 from .state import ContactState
 from .steps import given_trait_fits
@@ -78,7 +78,8 @@ def _event(case: TestCase, n: int, te: TestEvent) -> Event:
     if te.event == "identify":
         anonymous = data.pop("anonymous_id", None)
         anonymous_id = None if anonymous is None or anonymous == te.contact else str(anonymous)
-        return Event(eid, "identify", te.contact, te.at, timestamp, {}, data, anonymous_id)
+        fields = identify_fields(data, None)
+        return Event(eid, "identify", te.contact, te.at, timestamp, fields, data, anonymous_id)
     inbound = te.event not in NOT_INBOUND_TYPES
     return Event(eid, te.event, te.contact, te.at, timestamp, data, inbound=inbound)
 

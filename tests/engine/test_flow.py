@@ -506,6 +506,32 @@ end
     assert r.actions()[0]["data"] == {"stage": "visitor", "first_seen": at("09:00")}
 
 
+def test_rules_read_an_identify_s_traits_as_its_fields(replay: Replay) -> None:
+    rules = """
+rule corporate
+    when identify as i where i.email endswith "@corp.com"
+    then
+        send webhook "corp" with { email: event.email, name: identify.first_name }
+end
+"""
+    segment_identify = {
+        "type": "identify",
+        "messageId": "s1",
+        "userId": "c-2",
+        "timestamp": at("10:05"),
+        "traits": {"email": "bo@corp.com", "first_name": "Bo"},
+    }
+    events = [
+        identify("i1", "c-1", at("10:00"), email="ann@corp.com", first_name="Ann"),
+        identify("i2", "c-3", at("10:01"), email="cy@home.se"),
+        segment_identify,
+    ]
+    assert [a["data"] for a in replay(rules, events).actions()] == [
+        {"email": "ann@corp.com", "name": "Ann"},
+        {"email": "bo@corp.com", "name": "Bo"},
+    ]
+
+
 def test_identify_imports_first_seen_but_never_last_seen(replay: Replay) -> None:
     rules = """
 rule show_me

@@ -103,7 +103,18 @@ def test_identify_carries_traits_and_merge_source() -> None:
     assert event.type == "identify"
     assert event.traits == traits
     assert event.anonymous_id == "a-7"
-    assert event.properties == {}
+    assert event.properties == traits  # rules read an identify's traits as its fields
+    assert event.to_json()["properties"] == {}  # written once, as traits
+    assert parse_event(orjson.dumps(event.to_json())) == event
+
+
+def test_an_identify_s_own_properties_win_over_its_traits_as_fields() -> None:
+    event = accepted(
+        parsed(event="identify", properties={"email": "p@x", "page": "/"}, traits={"email": "t@x"})
+    )
+    assert event.properties == {"email": "p@x", "page": "/"}
+    assert event.traits == {"email": "t@x"}
+    assert parse_event(orjson.dumps(event.to_json())) == event
 
 
 def test_identify_without_traits_has_empty_traits() -> None:
