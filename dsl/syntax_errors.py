@@ -209,6 +209,22 @@ def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
     )
 
 
+_MULTI_WORD = {"NOT_FOLLOWED_BY": "not followed by", "FOLLOWED_BY": "followed by"}  # longest first
+
+
+def _multi_word_hint(text: str, after: str, expected: set[str]) -> str | None:
+    """The expected keyword of several words that `text` and the words after it misspell."""
+    following = after.split()
+    for terminal, keyword in _MULTI_WORD.items():
+        if terminal not in expected:
+            continue
+        size = keyword.count(" ") + 1
+        written = " ".join([text, *following[: size - 1]])
+        if did_you_mean(written, {keyword}) is not None:
+            return keyword
+    return None
+
+
 def _unexpected_token(
     source: Source, exc: UnexpectedToken, offset: int, end_of_text: int
 ) -> Diagnostic:
@@ -317,9 +333,19 @@ def _unexpected_token(
     cut_short = _cut_short(source, exc, offset, expected, label)
     if cut_short is not None:
         return cut_short
+    if text == "with" and "WITH" not in expected:  # `audience add "x" with {...}`
+        line = source.text[source.text.rfind("\n", 0, span.start) + 1 : span.start].split()
+        message = (
+            "a step has one `with`: put every field in one `{...}`"
+            if line and line[0] in ("send", "emit")
+            else "unexpected `with`: only `send` and `emit` steps carry data"
+        )
+        return error("syntax", message, span)
     if token.type in ("NAME", "HEAD") or text in keyword_texts().values():
         words = {keyword_texts()[t] for t in expected if t in keyword_texts()}
         best = did_you_mean(text, words) if text not in words else None
+        if best is None:  # `folowed by`: a keyword of two or three words, misspelt
+            best = _multi_word_hint(text, after, expected)
         if best is not None:
             # the parser's state after a step fits many examples: keep a label about `best` only
             fits = label if f"`{best}`" in label else ""
