@@ -183,6 +183,8 @@ def _declaration_at(source: Source, offset: int) -> str:
 # From a schema's start to just after a field's `:` (its type is missing).
 _SCHEMA_FIELD = re.compile(r"\s*(?:event\s+\w+|contact)\s*\{[^{}]*:\s*\Z")
 _RULE_WORD = re.compile(r"(?:^|\n)[ \t]*rule\s+\Z")
+# `when 2` just before the `.` of `when 2.5 ...`: a count with a fraction.
+_COUNT_BEFORE = re.compile(r"\bwhen\s+(\d+)\Z")
 # A word that takes a name, then a keyword (read as that name), up to where the error is.
 _KEYWORD_AS_NAME = re.compile(r"(?<![.\w])(rule|emit|entered|left|as)\s+([A-Za-z_]\w*)\s*\Z")
 _NAME_AFTER = {  # what the word needs: message, label
@@ -260,6 +262,17 @@ def _unexpected_token(
             'a rule needs a name before its title: write `rule <name> "<title>"`',
             span,
             "such as `rule abandoned_cart`",
+        )
+    count = _COUNT_BEFORE.search(source.text, max(0, span.start - 100), span.start)
+    if text == "." and count is not None:  # `when 2.5 page_viewed within 1h`
+        decimals = re.match(r"\d*", after)
+        stop = span.end + (decimals.end() if decimals else 0)
+        return error(
+            "syntax",
+            f"`{source.text[count.start(1) : stop]}` is not a count: `N E within D` counts "
+            "whole events",
+            source.span(count.start(1), stop),
+            "such as `3 page_viewed within 7d`",
         )
     taken = _keyword_taken_as_name(source, span.start)
     if taken is not None:
