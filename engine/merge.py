@@ -48,7 +48,7 @@ def _merge_traits(known: ContactState, anon: ContactState, known_is_new: bool) -
         total = number(score + other)
         if total is not None:
             traits["score"] = total
-    if known_is_new and "stage" in theirs:
+    if "stage" in theirs and (known_is_new or _further(theirs["stage"], traits.get("stage"))):
         traits["stage"] = theirs["stage"]
     for key, pick_earlier in (("first_seen", True), ("last_seen", False)):
         mine, their = traits.get(key), theirs.get(key)
@@ -57,6 +57,18 @@ def _merge_traits(known: ContactState, anon: ContactState, known_is_new: bool) -
             mine_t is None or (their_t < mine_t if pick_earlier else their_t > mine_t)
         ):
             traits[key] = their
+
+
+# The lifecycle, in order: a merge keeps the further of the two contacts' stages.
+LIFECYCLE = ("prospect", "visitor", "lead", "customer")
+
+
+def _further(theirs: Any, mine: Any) -> bool:
+    """Whether the visitor's stage is further along the lifecycle than the known contact's
+    (a stage of the ruleset's own, outside it, is never replaced nor taken over)."""
+    if theirs not in LIFECYCLE or (mine is not None and mine not in LIFECYCLE):
+        return False
+    return mine is None or LIFECYCLE.index(theirs) > LIFECYCLE.index(mine)
 
 
 def _is_number(value: Any) -> bool:

@@ -481,6 +481,52 @@ end
     }
 
 
+def test_a_merge_keeps_the_stage_further_along_the_lifecycle(replay: Replay) -> None:
+    rules = """
+rule lead
+    when signed_up
+    then
+        set contact.stage = "lead"
+end
+
+rule customer
+    when order_completed
+    then
+        set contact.stage = "customer"
+end
+
+rule partner
+    when partner_joined
+    then
+        set contact.stage = "partner"
+end
+
+rule stage_moves
+    when stage_changed
+    then
+        send webhook "stage" with { from: stage_changed.from, to: stage_changed.to }
+end
+"""
+    r = replay(
+        rules,
+        [
+            ev("s1", "signed_up", "c-1", at("09:00")),  # a lead
+            ev("o1", "order_completed", "a-7", at("10:00")),  # the visitor bought
+            identify("i1", "c-1", at("10:05"), anonymous_id="a-7"),
+            ev("s2", "signed_up", "c-2", at("09:00")),  # a lead who is further along...
+            ev("v1", "page_viewed", "a-8", at("10:00")),  # ...than a prospect visitor
+            identify("i2", "c-2", at("10:05"), anonymous_id="a-8"),
+            ev("p1", "partner_joined", "c-3", at("09:00")),  # a stage of the ruleset's own
+            ev("o2", "order_completed", "a-9", at("10:00")),
+            identify("i3", "c-3", at("10:05"), anonymous_id="a-9"),
+        ],
+    )
+    moves = [(a["contact_id"], a["at"], a["data"]) for a in r.actions()]
+    assert [m for m in moves if m[1] == at("10:05")] == [
+        ("c-1", at("10:05"), {"from": "lead", "to": "customer"})
+    ]
+
+
 def test_a_new_known_contact_takes_the_visitors_stage(replay: Replay) -> None:
     rules = """
 rule visitor
