@@ -195,11 +195,12 @@ _ALL: tuple[Code, ...] = (
     Code(
         "undeclared-event",
         W,
-        "an event type close to a declared one, itself undeclared",
-        "Where events are declared (`event ping { ... }`), an event type used by a rule that "
-        "is neither declared nor made by the engine or the connectors, yet spelt almost like a "
-        "declared one, is most likely a typo: such a rule would wait for an event that never "
-        "comes. Declare the type if it is meant, or fix its spelling.",
+        "an event type close to a declared one, or to one the engine makes, itself undeclared",
+        "An event type used by a rule that is neither declared (`event ping { ... }`) nor made "
+        "by the engine or the connectors (`unsubscribed`, `score_changed`, `email_clicked`, ...), "
+        "yet spelt almost like one of those, is most likely a typo: such a rule would wait for "
+        "an event that never comes (`exit on unsubscribe` would never exit). Declare the type "
+        "if it is meant, or fix its spelling.",
         "event ping { n: number }\n\nrule r\n    when pnig\n    then\n        score += 1\nend\n",
     ),
     Code(

@@ -43,16 +43,15 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
 
 
 def _misspelt_events(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
-    """Event types the rules wait for that look like a typo of a declared one."""
-    declared = ctx.event_schemas
-    if not declared:
-        return []  # no declarations: every type is as good as any other
-    known = {*declared, *ENGINE_EVENTS}
+    """Event types the rules wait for that look like a typo of a declared one, or of one the
+    engine and the connectors make (`unsubscribe` for `unsubscribed`: without declarations,
+    any other type is as good as any other)."""
+    known = {*ctx.event_schemas, *ENGINE_EVENTS}
     out: list[Diagnostic] = []
     for name in _rule_event_names(ruleset):
         if name.value in known:
             continue
-        best = did_you_mean(name.value, declared)
+        best = did_you_mean(name.value, known)
         if best is not None:
             out.append(
                 diagnostic(
