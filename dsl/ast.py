@@ -563,11 +563,12 @@ class TestEvent(Node):
 
 @dataclass(frozen=True, slots=True)
 class Expect(Node):
-    """`expect [no] [at <time>] [<contact>] <kind> ["<target>"] [with {...}]`.
+    """`expect [no] [at <time>] [<contact>] <kind> ["<target>"] [in "<slot>"] [with {...}]`.
 
     `kind` is `email`, `sms`, `webhook`, `audience_add`, `audience_remove` or `show` (the action
     kinds of LANGUAGE.md §5b; `audience add` / `audience remove` in the text are read as
-    `audience_add` / `audience_remove`); `target` is the template, name, or content.
+    `audience_add` / `audience_remove`); `target` is the template, name, or content; `slot` the
+    slot a `show` fills.
     """
 
     negated: bool
@@ -576,6 +577,7 @@ class Expect(Node):
     kind: Name
     target: Literal | None
     data: ObjectExpr | None
+    slot: Literal | None
     span: Span = _span()
 
 

@@ -565,6 +565,8 @@ class _Printer:
                     run.put(f" {kind.value}", kind)
                     if item.target is not None:
                         run.put(" " + quote(str(item.target.value)), item.target)
+                    if item.slot is not None:
+                        run.put(" in " + quote(str(item.slot.value)), item.slot)
                     if item.data is not None:
                         run.put(" with ").spill(self.layout(item.data, run.col, INDENT))
                 case ast.ExpectContact(at=at, contact=contact, condition=condition):

@@ -302,7 +302,7 @@ class _Build(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def expect(self, meta: Meta, children: list[Any]) -> ast.Expect:
-        negated, at, ref, kind, target, data = children
+        negated, at, ref, kind, target, slot, data = children
         return ast.Expect(
             negated is not None,
             at,
@@ -310,6 +310,7 @@ class _Build(Transformer[Token, Any]):
             kind,
             self._string(target) if target is not None else None,
             data,
+            self._string(slot) if slot is not None else None,
             self._span(meta),
         )
 

@@ -278,6 +278,7 @@ class ExpectAction:
     data: dict[str, Any] | None  # a subset the action's data must contain
     text: str  # the expectation as written, for reports
     origin: Origin
+    slot: str | None = None  # a `show`'s slot
 
 
 @dataclass(frozen=True, slots=True)

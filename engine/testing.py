@@ -213,6 +213,8 @@ def _matches(x: ExpectAction, a: Action) -> bool:
         return False
     if x.target is not None and a.target != x.target:
         return False
+    if x.slot is not None and a.slot != x.slot:
+        return False
     if x.contact is not None and a.contact_id != x.contact:
         return False
     if x.at is not None and parse_time(a.at) != x.at:

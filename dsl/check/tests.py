@@ -186,6 +186,16 @@ def _expect(item: ast.Expect, targets: dict[str, set[str]]) -> list[Diagnostic]:
                 "action kinds are email, sms, webhook, audience_add, audience_remove and show",
             )
         ]
+    if item.slot is not None and kind != "show":
+        return [
+            diagnostic(
+                "unknown-action-kind",
+                f'`in "<slot>"` goes with `show`, not `{kind}`',
+                item.slot.span,
+                "",
+                'write `expect show "<content>" in "<slot>"`',
+            )
+        ]
     if item.target is None:
         return []
     target = str(item.target.value)

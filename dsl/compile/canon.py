@@ -144,6 +144,8 @@ def expect_text(expect: ast.Expect | ast.ExpectContact) -> str:
     words.append(expect.kind.value)
     if expect.target is not None and isinstance(expect.target.value, str):
         words.append(_string(expect.target.value))
+    if expect.slot is not None and isinstance(expect.slot.value, str):
+        words += ["in", _string(expect.slot.value)]
     if expect.data is not None:
         words += ["with", printer.obj(expect.data)]
     return " ".join(words)

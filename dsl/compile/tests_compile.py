@@ -88,6 +88,7 @@ def compile_test(test: ast.Test, unit: FileUnit, built: bool) -> plan.TestCase:
                         data=_data(unit, item.data) if item.data is not None else None,
                         text=expect_text(item),
                         origin=_origin(item.span),
+                        slot=str(item.slot.value) if item.slot is not None else None,
                     )
                 )
             case ast.ExpectContact(at=at, contact=contact, condition=condition):

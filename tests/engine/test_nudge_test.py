@@ -178,6 +178,25 @@ def test_a_failing_test_shows_what_was_suppressed_and_why(nudge_test: NudgeTest)
     ]
 
 
+def test_an_expectation_may_name_the_slot_a_show_fills(nudge_test: NudgeTest) -> None:
+    rules = 'rule vip\n    when ping\n    then\n        show "vip_banner" in "home_hero"\nend\n'
+    t = nudge_test(
+        rules + 'test "the hero"\n    at 2026-11-20T10:00:00Z c1 ping\n'
+        '    expect c1 show "vip_banner" in "home_hero"\n'
+        '    expect no show in "sidebar"\nend\n'
+        'test "the sidebar"\n    at 2026-11-20T10:00:00Z c1 ping\n'
+        '    expect c1 show "vip_banner" in "sidebar"\nend\n'
+    )
+    assert t.code == 1
+    assert t.stdout.splitlines()[-5:] == [
+        f"FAIL {t.path}:11: the sidebar",
+        f'    {t.path}:13: expect c1 show "vip_banner" in "sidebar"',
+        "    actions that happened:",
+        '        2026-11-20T10:00:00Z c1 show "vip_banner" in "home_hero"',
+        "1 passed, 1 failed",
+    ]
+
+
 def test_a_ruleset_without_tests_passes_and_says_it_has_none(nudge_test: NudgeTest) -> None:
     t = nudge_test(RULES)
     assert t.code == 0
