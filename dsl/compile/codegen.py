@@ -332,10 +332,12 @@ class _Gen:
         """An expression whose result leaves the engine: constants are copied, and times
         (`now`, `event.timestamp + 1d`) become ISO 8601 text."""
         is_time = self.unit.types.get(id(expr)) == "time"
+        # time arithmetic past the year 9999 leaves as null; any other time as it is
+        to_text = runtime.sum_text if isinstance(expr, ast.Binary) else runtime.time_text
         folded = self.fold(expr)
         if folded is not NOT_CONSTANT:
             if is_time:
-                folded = runtime.time_text(folded)
+                folded = to_text(folded)
             return _at(self.constant(folded, fresh=True), expr.span)
         if isinstance(expr, ast.ListExpr):
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
@@ -345,7 +347,7 @@ class _Gen:
             # the contact itself changes as later steps and events run: leave with a copy
             return _at(_call("fresh", self.expr(expr)), expr.span)
         if is_time:
-            return _at(_call("time_text", self.expr(expr)), expr.span)
+            return _at(_call(to_text.__name__, self.expr(expr)), expr.span)
         if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):
             shifted = self.shifted_time(expr)
             if shifted is not None:

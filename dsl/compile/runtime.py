@@ -59,6 +59,7 @@ __all__ = [
     "startswith",
     "sub",
     "time_from",
+    "sum_text",
     "time_text",
     "to_time",
     "upper",
@@ -139,8 +140,8 @@ def _same(a: Value, b: Value) -> bool:
 def time_text(v: Value) -> Value:
     """A time leaving the engine (action data, a trait): a number of epoch seconds, or ISO
     text with an offset other than `Z`, becomes ISO 8601 text in UTC, `2026-11-20T10:00:00Z`
-    (milliseconds or microseconds only when there are any); a number past the years 1-9999
-    is no time: null. Anything else is left as it is."""
+    (milliseconds or microseconds only when there are any); anything else, a number past the
+    years 1-9999 included (a trait of epoch milliseconds, say), is left as it is."""
     t = type(v)
     if t is str:  # ISO text with another offset: the same instant, in UTC
         instant = None if v.endswith("Z") else _iso(v)
@@ -150,7 +151,14 @@ def time_text(v: Value) -> Value:
     try:
         return utc_text(_NAIVE_EPOCH + timedelta(microseconds=round(v * 1_000_000)))
     except (OverflowError, ValueError):
-        return None
+        return v
+
+
+def sum_text(v: Value) -> Value:
+    """`time_text` of a result of time arithmetic (`now + 2d`): one past the years 1-9999
+    (`now + 420000w`) is no time, and null."""
+    text = time_text(v)
+    return None if text is v and (type(v) is int or type(v) is float) else text
 
 
 def utc_text(utc: datetime) -> str:
@@ -527,6 +535,7 @@ NAMES: Final[Mapping[str, Any]] = {
     "ne": ne,
     "as_time": as_time,
     "time_text": time_text,
+    "sum_text": sum_text,
     "time_from": time_from,
     "lt": lt,
     "le": le,

@@ -105,15 +105,22 @@ def test_a_wait_past_the_year_9999_stays_pending_and_times_past_it_are_null(
     replay: Replay,
 ) -> None:
     rules = (
+        "contact { signup_at: time }\n"
         "rule far\n    when ping\n    then\n"
-        '        send webhook "now" with { later: now + 420000w, soon: now + 1d }\n'
+        '        send webhook "now" with { later: now + 420000w, soon: now + 1d,'
+        " signup: contact.signup_at }\n"
         "        wait 420000w\n"
         '        send webhook "never"\nend\n'
     )
-    r = replay(rules, [ev("p1", "ping", "c-1", at("10:00"))], "--until", "9999-12-31T23:59:59Z")
+    events = [
+        identify("i1", "c-1", at("09:00"), signup_at=1732000000000),  # milliseconds, by mistake
+        ev("p1", "ping", "c-1", at("10:00")),
+    ]
+    r = replay(rules, events, "--until", "9999-12-31T23:59:59Z")
     assert r.code == 0
+    # arithmetic past the year 9999 is no time; a trait that is no time is passed on as it is
     assert [(a["name"], a["data"]) for a in r.actions()] == [
-        ("now", {"later": None, "soon": at("10:00", day=21)})
+        ("now", {"later": None, "soon": at("10:00", day=21), "signup": 1732000000000})
     ]
     assert r.summary()["timers"] == "1 pending, none due before the year 10000"
 
