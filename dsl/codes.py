@@ -350,9 +350,11 @@ _ALL: tuple[Code, ...] = (
         "`matches` with a regular expression that does not compile, or can run for ever",
         "The text after `matches` is a regular expression in Python's syntax; this one has an "
         "error (an unbalanced bracket, a dangling `*`, ...), or it repeats a group that itself "
-        "repeats something of varying length (`(a+)+`, `(\\w+\\s?)*`), which can take "
-        "exponential time on a string that almost matches: one event would stall the engine. "
-        "Make the inner repetition possessive (`[a-z]++`) or the group atomic (`(?>[a-z]+\\.)+`). "
+        "repeats something of varying length, with nothing in each round that the inner "
+        "repetition cannot match (`(a+)+`, `(\\w+\\s?)*`), which can take exponential time on "
+        "a string that almost matches: one event would stall the engine. (`(/[a-z]+)*` is fine: "
+        "each round starts with a `/` the name cannot hold.) Make the inner repetition "
+        "possessive (`\\w++`, `\\s?+`) or the group atomic (`(?>\\w+\\s?)*`). "
         "A pattern that comes from data at run time is held to the same rules (a refused one "
         'matches nothing). Escape special characters with a double backslash: `"\\\\.pdf$"`.',
         'rule r\n    when page_viewed where page_viewed.path matches "(pricing"\n    then\n'
