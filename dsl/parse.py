@@ -8,6 +8,7 @@ one run reports every error.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -438,7 +439,10 @@ class _Build(Transformer[Token, Any]):
         text = str(children[0])
         value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
         if type(value) is int and value not in _INT64:  # as arithmetic past 64 bits: a float
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:  # past any float: reported by the checker (`bad-number`)
+                value = math.inf
         return ast.Literal(value, self._span(meta))
 
     @v_args(meta=True)

@@ -219,7 +219,8 @@ def suppressed_preview(ctx: Context, f: Firing) -> None:
                 action.name = step.target
             else:
                 action.template = step.target
-                action.to = _address(ctx, step, channel, f.b)
+                to = _address(ctx, step, channel, f.b)
+                action.to = to if is_address(to) else None
             action.data = _data(ctx, step.data, f.b)
         elif isinstance(step, AudienceChange):
             kind = "audience_add" if step.add else "audience_remove"

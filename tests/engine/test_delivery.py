@@ -128,6 +128,24 @@ end
     assert [(x["to"], x["suppressed"]) for x in r.suppressed()] == [(None, "no_address")] * 3
 
 
+def test_a_limited_firing_s_preview_shows_no_address_that_is_not_text(replay: Replay) -> None:
+    rules = """
+rule hello
+    when ping
+    then
+        send email "hello" to ping.to
+    limit 1 per 1d
+end
+"""
+    events = [
+        identify("i1", "c1", at("09:00"), consent_email=True),
+        ev("e1", "ping", "c1", at("10:00"), to="a@x.se"),
+        ev("e2", "ping", "c1", at("10:01"), to=42),
+    ]
+    r = replay(rules, events, "--trace")
+    assert [(x["to"], x["suppressed"]) for x in r.suppressed()] == [(None, "limited")]
+
+
 def test_send_best_without_consent_is_suppressed_as_email(replay: Replay) -> None:
     r = replay(SEND_BEST, [ev("e1", "ping", "c1", at("10:00"))], "--trace")
     (x,) = r.suppressed()
