@@ -22,6 +22,7 @@ from .grammar import (
     is_keyword_operand,
     keyword_texts,
     lark_parser,
+    masked,
 )
 from .source import Source, Span
 
@@ -183,6 +184,31 @@ def _declaration_at(source: Source, offset: int) -> str:
 # From a schema's start to just after a field's `:` (its type is missing).
 _SCHEMA_FIELD = re.compile(r"\s*(?:event\s+\w+|contact)\s*\{[^{}]*:\s*\Z")
 _RULE_WORD = re.compile(r"(?:^|\n)[ \t]*rule\s+\Z")
+_WITH_MESSAGES = {
+    "send": "a step has one `with`: put every field in one `{...}`",
+    "expect": "an expectation has one `with`: put every field in one `{...}`",
+    "emit": "`emit` takes its fields without `with`: `emit <event> { ... }`",
+}
+
+
+def _stray_with(source: Source, start: int, at: int) -> str:
+    """What a `with` where none can go is wrong about, by the statement it is in (the first
+    statement word on its line or the lines above it, continuation lines aside)."""
+    text = masked(source.text[start:at])
+    for line in reversed(text.splitlines()):
+        words = line.split()
+        if words and words[0] in _STATEMENT_WORDS:
+            return _WITH_MESSAGES.get(words[0], "unexpected `with`: only `send` steps carry data")
+    return "unexpected `with`: only `send` steps carry data"
+
+
+_STATEMENT_WORDS = frozenset(
+    {"send", "emit", "audience", "show", "set", "unset", "score", "wait", "stop", "exit",
+     "limit", "once", "quiet", "no", "priority", "goal", "expect", "at", "given", "when",
+     "if", "then", "rule", "test"}
+)  # fmt: skip
+
+
 # `when 2` just before the `.` of `when 2.5 ...`: a count with a fraction.
 _COUNT_BEFORE = re.compile(r"\bwhen\s+(\d+)\Z")
 # A word that takes a name, then a keyword (read as that name), up to where the error is.
@@ -199,14 +225,15 @@ _NAME_AFTER = {  # what the word needs: message, label
 def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
     """`rule` / `emit` / `entered` / `left` / `as` followed by a keyword just before `end`:
     the parser took the keyword for the missing name, and failed after it."""
-    found = _KEYWORD_AS_NAME.search(source.text, max(0, end - 200), end)
+    begin = max(0, end - 200)
+    found = _KEYWORD_AS_NAME.search(masked(source.text[begin:end]))  # not in comments
     if found is None or found.group(2) not in keyword_texts().values():
         return None
     message, label = _NAME_AFTER[found.group(1)]
     return error(
         "syntax",
         f"{message} before `{found.group(2)}`",
-        source.span(found.start(2), found.end(2)),
+        source.span(begin + found.start(2), begin + found.end(2)),
         label,
     )
 
@@ -343,17 +370,19 @@ def _unexpected_token(
         )
     if is_keyword_operand(exc):
         return _keyword_as_operand(source, exc, offset, label)
+    if "NAME" in expected and _SCHEMA_FIELD.match(source.text, offset, span.start):
+        types = or_list([f"`{t}`" for t in TYPE_NAMES])
+        colon = len(source.text[: span.start].rstrip())
+        if "\n" in source.text[colon : span.start]:  # `phone:` ends its line: the caret goes there
+            return error("syntax", f"expected a type: {types}", source.span(colon, colon))
+        return error(
+            "syntax", f"unexpected {_describe_token(token)}; expected a type: {types}", span
+        )
     cut_short = _cut_short(source, exc, offset, expected, label)
     if cut_short is not None:
         return cut_short
     if text == "with" and "WITH" not in expected:  # `audience add "x" with {...}`
-        line = source.text[source.text.rfind("\n", 0, span.start) + 1 : span.start].split()
-        message = (
-            "a step has one `with`: put every field in one `{...}`"
-            if line and line[0] in ("send", "emit")
-            else "unexpected `with`: only `send` and `emit` steps carry data"
-        )
-        return error("syntax", message, span)
+        return error("syntax", _stray_with(source, offset, span.start), span)
     if token.type in ("NAME", "HEAD") or text in keyword_texts().values():
         words = {keyword_texts()[t] for t in expected if t in keyword_texts()}
         best = did_you_mean(text, words) if text not in words else None
@@ -363,11 +392,6 @@ def _unexpected_token(
             # the parser's state after a step fits many examples: keep a label about `best` only
             fits = label if f"`{best}`" in label else ""
             return error("syntax", f"unexpected `{text}` (did you mean `{best}`?)", span, fits)
-    if "NAME" in expected and _SCHEMA_FIELD.match(source.text, offset, span.start):
-        types = or_list([f"`{t}`" for t in TYPE_NAMES])
-        return error(
-            "syntax", f"unexpected {_describe_token(token)}; expected a type: {types}", span
-        )
     if token.type in ("WHEN", "THEN") and "RULE" in expected:
         label = f"`{text}` belongs inside a rule: write `rule <name>` first"
     message = f"unexpected {_describe_token(token)}; expected {_expected_text(expected)}"
