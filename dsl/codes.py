@@ -242,8 +242,9 @@ _ALL: tuple[Code, ...] = (
         E,
         "a keyword used as a name",
         "Keywords (`event`, `contact`, `now`, `rule`, `when`, `in`, `count`, ...) keep their "
-        "meaning everywhere, so they cannot name a constant, a segment or an alias: the name "
-        "could never be reached. Field names may be keywords (`event.to`).",
+        "meaning everywhere, so they cannot name a constant, a segment, an alias or an event "
+        "that `emit` makes: the name could never be reached. Field names may be keywords "
+        "(`event.to`).",
         "rule r\n    when signed_up as event\n    then\n        score += 1\nend\n",
     ),
     Code(

@@ -34,6 +34,9 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
             out += _reserved(decl.name, "a constant" if isinstance(decl, ast.Let) else "a segment")
         if isinstance(decl, ast.Rule):
             out += _aliases(decl, ctx)
+            for step in decl.steps:
+                if isinstance(step, ast.Emit):  # `emit then`: no rule could wait for it
+                    out += _reserved(step.event, "an event type")
             trigger = decl.trigger
             if isinstance(trigger, ast.SegmentChange):
                 out += _segment_ref(trigger.segment, ctx)
