@@ -118,6 +118,7 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
 
     def take(d: Decision) -> None:
         result.actions.extend(d.actions)
+        result.actions.extend(map(_conversion, d.conversions))
         result.suppressed.extend(a for a in d.trace if isinstance(a, Action) and a.suppressed)
 
     async def run_until(t: float, inclusive: bool) -> None:
@@ -150,6 +151,13 @@ async def _run(engine: Engine, case: TestCase, result: TestResult) -> None:
     for x in at_end:
         await _check(store, x, now, result)
     result.failures.sort(key=lambda f: 0 if f.expectation is None else f.expectation.origin.line)
+
+
+def _conversion(record: dict[str, Any]) -> Action:
+    """A goal conversion as `expect conversion "<rule>"` matches it: the rule as its name."""
+    rule = str(record["rule"])
+    cid, at = str(record["contact_id"]), str(record["at"])
+    return Action(f"{record['event_id']}/conversion", rule, cid, "conversion", at, name=rule)
 
 
 def _before(t: float) -> float:

@@ -152,13 +152,19 @@ def _contact_ref(name: ast.Name, known: set[str], given: dict[str, ast.Given]) -
     ]
 
 
+# What an expectation may name: an action's kind, or a rule's goal conversion.
+EXPECT_KINDS = (*ACTION_KINDS, "conversion")
+
+
 def _targets(ruleset: ast.Ruleset) -> dict[str, set[str]]:
     """What the rules can produce, by action kind: templates, webhook and audience names,
     contents."""
-    found: dict[str, set[str]] = {kind: set() for kind in ACTION_KINDS}
+    found: dict[str, set[str]] = {kind: set() for kind in EXPECT_KINDS}
     for decl in ruleset.decls():
         if not isinstance(decl, ast.Rule):
             continue
+        if decl.clause(ast.Goal) is not None:
+            found["conversion"].add(decl.name.value)
         for step in decl.steps:
             if isinstance(step, ast.Send):
                 target = str(step.target.value)
@@ -176,14 +182,15 @@ def _targets(ruleset: ast.Ruleset) -> dict[str, set[str]]:
 
 def _expect(item: ast.Expect, targets: dict[str, set[str]]) -> list[Diagnostic]:
     kind = item.kind.value
-    if kind not in ACTION_KINDS:
+    if kind not in EXPECT_KINDS:
         return [
             diagnostic(
                 "unknown-action-kind",
-                f"unknown action kind `{kind}`{hint(kind, ACTION_KINDS)}",
+                f"unknown action kind `{kind}`{hint(kind, EXPECT_KINDS)}",
                 item.kind.span,
                 "",
-                "action kinds are email, sms, webhook, audience_add, audience_remove and show",
+                "action kinds are email, sms, webhook, audience_add, audience_remove and show "
+                '(and `conversion "<rule>"` for a goal)',
             )
         ]
     if item.slot is not None and kind != "show":
@@ -208,6 +215,7 @@ def _expect(item: ast.Expect, targets: dict[str, set[str]]) -> list[Diagnostic]:
         "audience_add": "adds to the audience",
         "audience_remove": "removes from the audience",
         "show": "shows",
+        "conversion": "with a `goal` is named",
     }[kind]
     consequence = "always passes" if item.negated else "always fails"
     best = did_you_mean(target, targets[kind])

@@ -197,6 +197,29 @@ def test_an_expectation_may_name_the_slot_a_show_fills(nudge_test: NudgeTest) ->
     ]
 
 
+def test_an_expectation_may_name_a_rule_s_goal_conversion(nudge_test: NudgeTest) -> None:
+    rules = (
+        'rule cart\n    when cart_updated\n    then\n        send webhook "remind"\n'
+        "    goal order_completed within 3d\nend\n"
+    )
+    t = nudge_test(
+        rules + 'test "in time"\n    at 2026-11-20T10:00:00Z c1 cart_updated\n'
+        "    at 2026-11-21T10:00:00Z c1 order_completed\n"
+        '    expect at 2026-11-21T10:00:00Z c1 conversion "cart"\nend\n'
+        'test "too late"\n    at 2026-11-20T10:00:00Z c1 cart_updated\n'
+        "    at 2026-11-25T10:00:00Z c1 order_completed\n"
+        '    expect c1 conversion "cart"\nend\n'
+    )
+    assert t.code == 1
+    assert t.stdout.splitlines()[-5:] == [
+        f"FAIL {t.path}:12: too late",
+        f'    {t.path}:15: expect c1 conversion "cart"',
+        "    actions that happened:",
+        '        2026-11-20T10:00:00Z c1 webhook "remind"',
+        "1 passed, 1 failed",
+    ]
+
+
 def test_a_ruleset_without_tests_passes_and_says_it_has_none(nudge_test: NudgeTest) -> None:
     t = nudge_test(RULES)
     assert t.code == 0
