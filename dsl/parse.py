@@ -30,6 +30,7 @@ __all__ = ["parse", "parse_expression"]
 
 
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+_LONGEST = 10**18  # a duration amount past 18 digits, as read
 _INT64 = range(-(2**63), 2**63)
 
 
@@ -103,7 +104,11 @@ class _Build(Transformer[Token, Any]):
     @v_args(meta=True)
     def duration(self, meta: Meta, children: list[Token]) -> ast.Duration:
         text = str(children[0])
-        return ast.Duration(int(text[:-1]), text[-1], self._span(meta))
+        digits = text[:-1]
+        # past 18 digits, a duration longer than anything (`long-duration` says so); Python
+        # refuses to read integers of over 4,300 digits at all
+        amount = int(digits) if len(digits) <= 18 else _LONGEST
+        return ast.Duration(amount, text[-1], self._span(meta))
 
     @v_args(meta=True)
     def time_of_day(self, meta: Meta, children: list[Token]) -> ast.TimeOfDay:
@@ -437,7 +442,11 @@ class _Build(Transformer[Token, Any]):
     @v_args(meta=True)
     def number(self, meta: Meta, children: list[Token]) -> ast.Literal:
         text = str(children[0])
-        value: int | float = float(text) if any(c in text for c in ".eE") else int(text)
+        value: int | float
+        if any(c in text for c in ".eE"):
+            value = float(text)
+        else:  # past 4,300 digits Python reads no integer: past any float anyway
+            value = int(text) if len(text) <= 4000 else math.inf
         if type(value) is int and value not in _INT64:  # as arithmetic past 64 bits: a float
             try:
                 value = float(value)

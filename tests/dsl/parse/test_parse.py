@@ -129,6 +129,14 @@ def test_a_long_chain_is_reported_at_its_expression_by_the_checker() -> None:
     assert found.message == "this expression is too long or nests too deeply to check"
 
 
+def test_numbers_of_thousands_of_digits_are_diagnostics_not_crashes() -> None:
+    # Python reads no integer of over 4,300 digits
+    digits = "1" + "0" * 5000
+    text = f"let a = {digits}\nrule r\n    when ping\n    then\n        wait {digits}d\n"
+    result = load_sources([Source("x.rules", text + "        score += 1\nend\n")])
+    assert [d.code for d in result.diagnostics] == ["bad-number", "long-duration"]
+
+
 def test_a_control_character_is_named_by_its_code_point() -> None:
     _, diagnostics = parse(Source("x.rules", "let y = 1\x00\n"))
     assert [(d.span.column, d.message) for d in diagnostics] == [
