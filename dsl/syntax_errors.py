@@ -212,13 +212,22 @@ _STATEMENT_WORDS = frozenset(
 # `when 2` just before the `.` of `when 2.5 ...`: a count with a fraction.
 _COUNT_BEFORE = re.compile(r"\bwhen\s+(\d+)\Z")
 # A word that takes a name, then a keyword (read as that name), up to where the error is.
-_KEYWORD_AS_NAME = re.compile(r"(?<![.\w])(rule|emit|entered|left|as)\s+([A-Za-z_]\w*)\s*\Z")
+_KEYWORD_AS_NAME = re.compile(
+    r"(?<![.\w])(rule|emit|entered|left|as|when|on|goal|by)\s+([A-Za-z_]\w*)\s*\Z"
+)
 _NAME_AFTER = {  # what the word needs: message, label
     "rule": ("a rule needs a name: write `rule <name>`", "such as `rule abandoned_cart`"),
     "emit": ("`emit` needs an event type: write `emit <event>`", "such as `emit lead_qualified`"),
     "entered": ("`entered` needs a segment: write `entered <segment>`", "such as `entered vip`"),
     "left": ("`left` needs a segment: write `left <segment>`", "such as `left vip`"),
     "as": ("`as` needs a name for the event: write `as <name>`", "such as `as cart`"),
+    "when": ("`when` needs a trigger: write `when <event>`", "such as `when signed_up`"),
+    "on": (
+        "`exit on` needs an event type: write `exit on <event>`",
+        "such as `exit on unsubscribed`",
+    ),
+    "goal": ("`goal` needs an event type: write `goal <event> within <duration>`", ""),
+    "by": ("`followed by` needs an event type: write `followed by <event>`", ""),
 }
 
 

@@ -41,8 +41,29 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
             if isinstance(trigger, ast.SegmentChange):
                 out += _segment_ref(trigger.segment, ctx)
     out += _segment_cycles(ctx)
+    for name in _rule_event_names(ruleset):  # `exit on` + `once` on the next line: `exit on once`
+        if name.value in _STATEMENT_WORDS:
+            out.append(
+                diagnostic(
+                    "reserved-name",
+                    f"`{name.value}` is a keyword and cannot name an event type",
+                    name.span,
+                    "",
+                    "was an event type left out before it (`exit on <event>`, `goal <event>`)?",
+                )
+            )
     out += _misspelt_events(ruleset, ctx)
     return out
+
+
+# Words that begin a step, a clause or a part of a trigger: taken for an event type, they are
+# the next line's statement read as the name a line above lacked. (An event type named
+# `contact` or `event` is allowed: `contact` and `event` keep their meaning in expressions.)
+_STATEMENT_WORDS = frozenset(
+    {"rule", "when", "then", "end", "if", "send", "audience", "show", "set", "unset", "score",
+     "emit", "wait", "stop", "exit", "limit", "once", "quiet", "no", "priority", "goal",
+     "where", "as", "within", "followed", "not", "test", "let", "segment", "policy"}
+)  # fmt: skip
 
 
 def _misspelt_events(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
