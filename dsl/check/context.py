@@ -126,7 +126,8 @@ class Context:
 def _fields(fields: tuple[ast.Field, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for f in fields:
-        out.setdefault(f.name.value, f.type.value)
+        # a type that does not exist is reported once (`unknown-type`); the field is untyped
+        out.setdefault(f.name.value, f.type.value if f.type.value in ast.TYPE_NAMES else "any")
     return out
 
 

@@ -8,6 +8,14 @@ from ..diagnostics import Diagnostic, hint
 from ..source import Span
 from .context import CONTACT_BUILTINS, POLICY_CHANNELS, SCHEMA_TYPES, Context
 
+# Type names from other languages, and what they are here.
+_TYPE_SYNONYMS = {
+    "int": "number", "integer": "number", "float": "number", "double": "number",
+    "decimal": "number", "numeric": "number", "str": "string", "text": "string",
+    "boolean": "bool", "date": "time", "datetime": "time", "timestamp": "time",
+    "array": "list", "dict": "object", "map": "object", "json": "object",
+}  # fmt: skip
+
 
 def check_declarations(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     """Duplicate names, schemas, fields and policies; unknown types and policy channels.
@@ -119,10 +127,12 @@ def _fields(fields: tuple[ast.Field, ...], owner: str, *, contact: bool) -> list
             )
         seen.add(name)
         if type_ not in SCHEMA_TYPES:
+            meant = _TYPE_SYNONYMS.get(type_.lower())
+            suggestion = f" (did you mean `{meant}`?)" if meant else hint(type_, SCHEMA_TYPES)
             out.append(
                 diagnostic(
                     "unknown-type",
-                    f"unknown type `{type_}`{hint(type_, SCHEMA_TYPES)}",
+                    f"unknown type `{type_}`{suggestion}",
                     f.type.span,
                     "",
                     "types are string, number, bool, time, list and object",
