@@ -9,10 +9,11 @@ patterns are refused, by the checker when the pattern is written in the rules an
 runtime when it comes from data; the fix is to make the inner repetition possessive (`a++`)
 or the group atomic (`(?>...)`), which Python supports since 3.11.
 
-A repeated group is safe when each of its rounds must match a character that its inner
-repetitions cannot (`(/[a-z]+)*`, `([a-z0-9-]+\\.)+`, `(\\d+,)*`): the rounds cannot share out
-the text in more than one way. This is a check for the common cause, not a proof: rounds
-that can match the same text by different alternatives (`(a|a)*`) are not seen.
+Alternatives that can start alike, repeated (`(a|aa)+`, `(.|\\s)*`), are refused too. A
+repeated group is safe when each of its rounds must match a character that its inner
+repetitions and alternatives cannot (`(/[a-z]+)*`, `([a-z0-9-]+\\.)+`, `(\\d+,)*`): the rounds
+cannot share out the text in more than one way. This is a check for the common causes, not
+a proof.
 """
 
 from __future__ import annotations
@@ -60,6 +61,12 @@ def exponential(pattern: str) -> str | None:
     nested = _nested_repeat(list(parsed), folded)
     if nested is None:
         return None
+    if nested == "|":
+        return (
+            "this regular expression can take exponential time: alternatives that can start "
+            "alike (`|`) inside a repeated group with nothing in between that they cannot "
+            "match; make the group atomic (`(?>...)`) or the alternatives start differently"
+        )
     return (
         f"this regular expression can take exponential time: `{nested}` repeats inside a "
         "repeated group with nothing in between that it cannot match; make the inner "
@@ -80,21 +87,67 @@ def compile_pattern(pattern: str) -> re.Pattern[str] | None:
 
 
 def _nested_repeat(items: list[Any], folded: bool) -> str | None:
-    """The first repetition of varying length inside a repeated group whose rounds are not
-    kept apart (`+` in `(a+)+`), as written roughly; None when there is none."""
+    """What, inside a repeated group whose rounds are not kept apart, can share out the text
+    in many ways: a repetition of varying length (`+` in `(a+)+`, as written roughly) or
+    alternatives that can start alike (`|` in `(a|aa)+`); None when there is none."""
     for op, arg in _walk(items):
         if op not in _REPEATS:
             continue
         _, high, body = arg
         if high != _UNBOUNDED and high <= _MANY:
             continue
-        inner = [
-            (o, a) for o, a in _walk(list(body), opaque=True) if o in _REPEATS and a[0] != a[1]
-        ]
-        if inner and not _kept_apart(list(body), inner, folded):
-            low, high = inner[0][1][0], inner[0][1][1]
-            return _written(low, high)
+        found: list[tuple[str, Callable[[str], bool]]] = []
+        for o, a in _walk(list(body), opaque=True):
+            if o in _REPEATS and a[0] != a[1]:
+                found.append((_written(a[0], a[1]), _chars(list(a[2]), folded)))
+            elif o is _parser.BRANCH and _alike(a[1], folded):
+                found.append(("|", _chars([(o, a)], folded)))
+        if found and not _kept_apart(list(body), [reach for _, reach in found], folded):
+            return found[0][0]
     return None
+
+
+def _alike(branches: list[Any], folded: bool) -> bool:
+    """Whether two of the alternatives can start with the same character."""
+    firsts = [_first(list(branch), folded) for branch in branches]
+    for i, one in enumerate(firsts):
+        for other in firsts[i + 1 :]:
+            if any(one(ch) and other(ch) for ch in _SAMPLE):
+                return True
+    return False
+
+
+def _first(items: list[Any], folded: bool) -> Callable[[str], bool]:
+    """A test that holds for (at least) every character `items` can start with."""
+    tests: list[Callable[[str], bool]] = []
+    for op, arg in items:
+        one = _one_char(op, arg, folded)
+        if one is not None:
+            tests.append(one)
+            return _any_of(tests)
+        if op is _parser.AT:  # `^`, `$`, `\\b`: no character
+            continue
+        if op in (*_REPEATS, _parser.POSSESSIVE_REPEAT):
+            tests.append(_first(list(arg[2]), folded))
+            if arg[0] >= 1:
+                return _any_of(tests)
+            continue  # it may match nothing: what follows may start the text too
+        if op is _parser.SUBPATTERN:
+            tests.append(_first(list(arg[3]), folded))
+            return _any_of(tests)
+        if op is _parser.BRANCH:
+            tests.extend(_first(list(branch), folded) for branch in arg[1])
+            return _any_of(tests)
+        return _anything  # not followed here
+    return _anything  # it may match the empty text
+
+
+def _any_of(tests: list[Callable[[str], bool]]) -> Callable[[str], bool]:
+    return lambda ch: any(test(ch) for test in tests)
+
+
+def _anything(ch: str) -> bool:
+    return True
 
 
 def _walk(items: list[Any], *, opaque: bool = False) -> Iterator[tuple[Any, Any]]:
@@ -122,10 +175,9 @@ def _walk(items: list[Any], *, opaque: bool = False) -> Iterator[tuple[Any, Any]
         stack.extend(reversed(children))
 
 
-def _kept_apart(body: list[Any], inner: list[tuple[Any, Any]], folded: bool) -> bool:
+def _kept_apart(body: list[Any], reach: list[Callable[[str], bool]], folded: bool) -> bool:
     """Whether one round of `body` must match a character (at its top level) that none of
-    its `inner` repetitions can."""
-    reach = [_chars(list(arg[2]), folded) for _, arg in inner]
+    the parts that can share out the text (`reach`: the characters each can match) can."""
     while len(body) == 1 and body[0][0] is _parser.SUBPATTERN:  # `(...)+`: the group's items
         body = list(body[0][1][3])
     for op, arg in body:

@@ -27,6 +27,10 @@ SAFE = [
     r"^(\d{1,3}\.){3}\d{1,3}$",  # a bounded repeat
     r"(?i)^(/[A-Z]+)+$",
     r"^([a-zA-Z0-9_\.\-])+\@(([a-zA-Z0-9\-])+\.)+com$",
+    r"(foo|bar)+",  # alternatives that start differently
+    r"(\.(com|org))+",
+    r"(\w|-)+",
+    r"^(/(a|ab))*$",  # alternatives alike, but each round starts with a `/`
 ]
 
 EXPONENTIAL = [
@@ -39,6 +43,8 @@ EXPONENTIAL = [
     r"(a+b?)+",
     r"(.*a)+",
     r"(?i)(a+A)+",  # the same letter, case aside
+    r"^(a|aa)+$",  # alternatives that start alike
+    r"^(.|\s)*x$",
 ]
 
 
