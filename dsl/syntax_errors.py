@@ -231,6 +231,27 @@ _NAME_AFTER = {  # what the word needs: message, label
 }
 
 
+# `when inactiv for 30d`: a trigger word misspelt, read as an event type.
+_TRIGGER_WORD = re.compile(r"(?<![.\w])when\s+([A-Za-z_]\w*)\s+\Z")
+_TRIGGER_WORDS = {"inactive": "inactive for", "entered": "entered"}
+
+
+def _misspelt_trigger(source: Source, end: int) -> Diagnostic | None:
+    begin = max(0, end - 100)
+    found = _TRIGGER_WORD.search(masked(source.text[begin:end]))
+    if found is None:
+        return None
+    word = found.group(1)
+    meant = did_you_mean(word, _TRIGGER_WORDS)
+    if meant is None or meant == word or "_" in word or abs(len(word) - len(meant)) > 2:
+        return None  # `entered_vip` is an event type of its own
+    return error(
+        "syntax",
+        f"unexpected `{word}` (did you mean `{_TRIGGER_WORDS[meant]}`?)",
+        source.span(begin + found.start(1), begin + found.end(1)),
+    )
+
+
 def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
     """`rule` / `emit` / `entered` / `left` / `as` followed by a keyword just before `end`:
     the parser took the keyword for the missing name, and failed after it."""
@@ -260,6 +281,9 @@ def _multi_word_hint(text: str, after: str, expected: set[str]) -> str | None:
         written = " ".join([text, *following[: size - 1]])
         if did_you_mean(written, {keyword}) is not None:
             return keyword
+        first, second = keyword.split()[:2]
+        if did_you_mean(text, {first}) is not None and following[:1] != [second]:
+            return keyword  # `followed order_completed`: a word of it left out
     return None
 
 
@@ -313,6 +337,9 @@ def _unexpected_token(
     taken = _keyword_taken_as_name(source, span.start)
     if taken is not None:
         return taken
+    trigger = _misspelt_trigger(source, span.start)
+    if trigger is not None:
+        return trigger
     if token.type == "EQUAL" and "COMPARE_OP" in expected:
         if after.startswith(">") or after.startswith("<"):  # `=>`, `=<`
             written = "=" + after[0]
@@ -568,6 +595,8 @@ def glued_error(source: Source, glued: GluedKeyword, text: str, offset: int) -> 
     word = text[begin : glued.end]
     rest = word[len(keyword) :]
     keywords = set(keyword_texts().values())
+    if word in keywords:  # `not` read as `no` + `t`: a keyword out of place, not glued
+        return _keyword_out_of_place(source, word, text, offset, begin)
     best = did_you_mean(word, keywords)
     if len(rest) <= 2 and rest not in keywords and best is not None and best.startswith(keyword):
         return error(  # a keyword mistyped: `oncee`, `limits`
@@ -581,6 +610,25 @@ def glued_error(source: Source, glued: GluedKeyword, text: str, offset: int) -> 
         source.span(offset + begin, offset + glued.end),
         f"`{keyword}` is a keyword: a space must follow it",
     )
+
+
+def _keyword_out_of_place(
+    source: Source, word: str, text: str, offset: int, begin: int
+) -> Diagnostic:
+    """`not folowed by`: the start of a keyword of several words, misspelt after it."""
+    end = begin + len(word)
+    meant = _multi_word_hint(word, text[end : end + 40], set(_MULTI_WORD))
+    if meant is not None:
+        words = meant.count(" ")
+        phrase = re.match(rf"\S+(?:[ \t]+\S+){{{words}}}", text[begin:])
+        stop = begin + (phrase.end() if phrase else len(word))
+        written = " ".join(text[begin:stop].split())
+        return error(
+            "syntax",
+            f"unexpected `{written}` (did you mean `{meant}`?)",
+            source.span(offset + begin, offset + stop),
+        )
+    return error("syntax", f"unexpected `{word}`", source.span(offset + begin, offset + end))
 
 
 def too_deep(source: Source, at: int) -> Diagnostic:
