@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -231,6 +232,46 @@ _NAME_AFTER = {  # what the word needs: message, label
 }
 
 
+# Operators as other languages spell them, and what they are here.
+_OTHER_OPERATORS = {
+    "startwith": "startswith", "starts_with": "startswith", "beginswith": "startswith",
+    "endwith": "endswith", "ends_with": "endswith", "contain": "contains",
+    "includes": "contains", "include": "contains", "equals": "==", "eq": "==", "ne": "!=",
+    "like": "matches", "match": "matches", "notin": "not in", "not_in": "not in",
+    "isnull": "is null", "AND": "and", "OR": "or", "NOT": "not",
+}  # fmt: skip
+
+
+def _other_language(source: Source, token: Token, text: str, span: Span) -> Diagnostic | None:
+    """Slips from other languages: `startwith`, `<>`, `===`, `1,5`, `// comment`, and an
+    invisible character inside a word."""
+    whole = source.text
+    before = whole[span.start - 1] if span.start else ""
+    invisible = whole[span.end] if span.end < len(whole) else ""
+    if invisible and unicodedata.category(invisible) == "Cf":  # `sco\u200bre`
+        return error(
+            "syntax",
+            f"an invisible character, U+{ord(invisible):04X}, after `{text}`: delete it",
+            source.span(span.end, span.end + 1),
+        )
+    meant = _OTHER_OPERATORS.get(text)
+    if meant is not None and token.type in ("NAME", "HEAD"):
+        return error("syntax", f"unexpected `{text}` (did you mean `{meant}`?)", span)
+    if text == ">" and before == "<":
+        return error(
+            "syntax", "`<>` is not an operator: write `!=`", source.span(span.start - 1, span.end)
+        )
+    if text == "=" and whole[span.start - 2 : span.start] == "==":
+        return error(
+            "syntax", "`===` is not an operator: write `==`", source.span(span.start - 2, span.end)
+        )
+    if text == "," and before.isdigit() and whole[span.end : span.end + 1].isdigit():
+        return error("syntax", "a number takes a decimal point, not a comma: `1.5`", span)
+    if text == "/" and whole[span.end : span.end + 1] == "/":
+        return error("syntax", "comments start with `#`", source.span(span.start, span.start + 2))
+    return None
+
+
 # `when inactiv for 30d`: a trigger word misspelt, read as an event type.
 _TRIGGER_WORD = re.compile(r"(?<![.\w])when\s+([A-Za-z_]\w*)\s+\Z")
 _TRIGGER_WORDS = {"inactive": "inactive for", "entered": "entered"}
@@ -334,6 +375,9 @@ def _unexpected_token(
             source.span(count.start(1), stop),
             "such as `3 page_viewed within 7d`",
         )
+    slip = _other_language(source, token, text, span)
+    if slip is not None:
+        return slip
     taken = _keyword_taken_as_name(source, span.start)
     if taken is not None:
         return taken

@@ -11,6 +11,12 @@ from .context import ENGINE_EVENTS, KEYWORDS, Context
 from .scopes import Scope, count_scope, resolve, roots, visible_names
 from .walk import children, decl_expressions, subexpressions, trigger_matches
 
+# Literals as other languages write them.
+_OTHER_LITERALS = {
+    "True": "true", "TRUE": "true", "False": "false", "FALSE": "false",
+    "None": "null", "NULL": "null", "Null": "null", "nil": "null", "undefined": "null",
+}  # fmt: skip
+
 
 def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     """Unknown names, aliases and segments; events used where they are not bound; constants that
@@ -195,10 +201,16 @@ def _path(path: ast.Path, scope: Scope, ctx: Context) -> list[Diagnostic]:
             )
         ]
     if found.kind == "unknown":
+        literal = _OTHER_LITERALS.get(head.value)
+        suggestion = (
+            f" (did you mean `{literal}`?)"
+            if literal is not None and len(path.parts) == 1
+            else hint(head.value, visible_names(scope, ctx))
+        )
         return [
             diagnostic(
                 "unknown-name",
-                f"unknown name `{head.value}`{hint(head.value, visible_names(scope, ctx))}",
+                f"unknown name `{head.value}`{suggestion}",
                 head.span,
                 "",
                 _what_names_are(scope),

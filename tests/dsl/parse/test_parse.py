@@ -137,6 +137,14 @@ def test_numbers_of_thousands_of_digits_are_diagnostics_not_crashes() -> None:
     assert [d.code for d in result.diagnostics] == ["bad-number", "long-duration"]
 
 
+def test_an_invisible_character_inside_a_word_is_named() -> None:
+    text = "rule r\n    when ping\n    then\n        sco\u200bre += 1\nend\n"
+    _, diagnostics = parse(Source("x.rules", text))
+    assert [(d.span.line, d.span.column, d.message) for d in diagnostics] == [
+        (4, 12, "an invisible character, U+200B, after `sco`: delete it")
+    ]
+
+
 def test_a_control_character_is_named_by_its_code_point() -> None:
     _, diagnostics = parse(Source("x.rules", "let y = 1\x00\n"))
     assert [(d.span.column, d.message) for d in diagnostics] == [
