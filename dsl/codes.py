@@ -136,8 +136,9 @@ _ALL: tuple[Code, ...] = (
     Code(
         "duplicate-field",
         E,
-        "a schema declares a field twice",
-        "Each field of a schema is declared once, with one type.",
+        "a schema declares a field twice, or an object gives one twice",
+        "Each field of a schema is declared once, with one type; each key of an object "
+        "(`with { ... }`, `emit e { ... }`) is given once (only the last would count).",
         "event signed_up { source: string, source: number }\n",
     ),
     Code(

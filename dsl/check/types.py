@@ -221,8 +221,14 @@ class _Types:
                 self.elements[id(expr)] = known.pop()
             return "list"
         if isinstance(expr, ast.ObjectExpr):
+            keys: set[str] = set()
             for entry in expr.entries:
                 self.infer(entry.value, scope)
+                if entry.key.value in keys:  # the last would win: the first is a slip
+                    self.report(
+                        "duplicate-field", f"`{entry.key.value}` is given twice", entry.key
+                    )
+                keys.add(entry.key.value)
             return "object"
         if isinstance(expr, ast.Path):
             return self.path(expr, scope)
