@@ -225,9 +225,7 @@ class _Types:
             for entry in expr.entries:
                 self.infer(entry.value, scope)
                 if entry.key.value in keys:  # the last would win: the first is a slip
-                    self.report(
-                        "duplicate-field", f"`{entry.key.value}` is given twice", entry.key
-                    )
+                    self.report("duplicate-field", f"`{entry.key.value}` is given twice", entry.key)
                 keys.add(entry.key.value)
             return "object"
         if isinstance(expr, ast.Path):
