@@ -384,11 +384,12 @@ _ALL: tuple[Code, ...] = (
     Code(
         "time-number",
         W,
-        "a time compared with a plain number",
+        "a time or a duration compared with a plain number",
         "Inside the engine a time is a number of epoch seconds, so `contact.renewal_at > 5` "
         "compares with the fifth second of 1970: it is almost always true. An age is a time "
         "subtracted from another, compared with a duration: `now - contact.renewal_at > 5d`; "
-        "`days_since(contact.renewal_at) > 5` says the same.",
+        "`days_since(contact.renewal_at) > 5` says the same. Likewise `now - "
+        "contact.renewal_at > 30` compares the age with 30 seconds: write the unit, `30d`.",
         "contact { renewal_at: time }\n\nrule r\n    when signed_up\n"
         "    if contact.renewal_at > 5\n    then\n        score += 1\nend\n",
     ),

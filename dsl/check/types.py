@@ -420,6 +420,20 @@ class _Types:
                     label(),
                     "to compare an age, write `now - <time> > 5d` or `days_since(<time>) > 5`",
                 )
+            literal = expr.right if a == "duration" else expr.left if b == "duration" else None
+            if (
+                isinstance(literal, ast.Literal)
+                and type(literal.value) in (int, float)
+                and literal.value != 0
+            ):
+                self.report(
+                    "time-number",
+                    f"a duration compared with the plain number {literal.value}, which is read "
+                    "as seconds",
+                    literal,
+                    "",
+                    f"write the unit: `{literal.value}d`, `{literal.value}h`, ...",
+                )
             if not orderable(a, b):
                 notes = []
                 if {a, b} == {"time", "duration"}:
