@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from .. import ast
 from ..codes import diagnostic
+from ..compile.runtime import is_iso
 from ..diagnostics import Diagnostic, hint
 from ..regexes import exponential, invalid
 from .context import CONTACT_BUILTINS, ENVELOPE, Context
@@ -658,4 +659,17 @@ class _Types:
                     "type-mismatch",
                     f"`contact.{name}` is {article(target)}, but this value is {article(t)}",
                     step.value,
+                )
+            elif (
+                target == "time"
+                and isinstance(step.value, ast.Literal)
+                and isinstance(step.value.value, str)
+                and not is_iso(step.value.value)
+            ):  # `set contact.last_order_at = "yesterday"`
+                self.report(
+                    "type-mismatch",
+                    f"`contact.{name}` is a time, but this text is not one",
+                    step.value,
+                    "",
+                    'a time is ISO 8601 text with an offset, e.g. "2026-11-20T10:00:00Z", or `now`',
                 )
