@@ -104,15 +104,16 @@ def load_ruleset(paths: Iterable[str | Path], *, compile_plan: bool = True) -> L
     sources: list[Source] = []
     problems: list[Diagnostic] = []
     for message in missing:
-        problems.append(
-            error("no-such-path", message, Source(message.split(":")[0], "").span(0, 0))
-        )
+        given, _, why = message.rpartition(": ")
+        problems.append(error("no-such-path", why, Source(given, "").span(0, 0)))
     for raw in paths:
         if Path(raw).is_dir() and not find_rule_files([raw])[0]:
+            others = sorted(q.name for q in Path(raw).rglob("*") if q.is_file())[:3]
+            held = f" (it holds {', '.join(others)})" if others else ""
             problems.append(
                 diagnostic(
                     "no-rules",
-                    f"no .rules files in {raw}",
+                    f"no .rules files in {raw}{held}",
                     Source(str(raw), "").span(0, 0),
                     "",
                     "a ruleset is every file ending in .rules under the folder",

@@ -27,13 +27,14 @@ INDENT = "    "
 TAB_WIDTH = 4
 
 
+_LONGEST_LINE = 120  # characters of a source line shown; a longer one is cut around its fault
+
+
 def render_text(diagnostic: Diagnostic, source: Source | None) -> str:
     """One diagnostic as text, without a trailing newline."""
     span = diagnostic.span
-    lines = [
-        f"{span.path}:{span.line}:{span.column}: {diagnostic.severity.value}: "
-        f"{diagnostic.message} [{diagnostic.code}]"
-    ]
+    where = f"{span.path}:{span.line}:{span.column}" if source is not None else span.path
+    lines = [f"{where}: {diagnostic.severity.value}: {diagnostic.message} [{diagnostic.code}]"]
     snippet = _snippet(diagnostic, source)
     if snippet:
         lines += snippet
@@ -108,7 +109,14 @@ def _snippet(diagnostic: Diagnostic, source: Source | None) -> list[str]:
     indent = len(shown) - len(shown.lstrip())
     body = shown[indent:]
     offset = max(0, _width(before) - _width(shown[:indent]))
-    carets = "^" * max(1, _width(marked))
+    width = max(1, _width(marked))
+    if len(body) > _LONGEST_LINE:  # a window of the line around the fault
+        first = max(0, offset - _LONGEST_LINE // 3)
+        last = min(len(body), first + _LONGEST_LINE)
+        body = ("…" if first else "") + body[first:last] + ("…" if last < len(body) else "")
+        offset = offset - first + (1 if first else 0)
+        width = min(width, last - (offset - (1 if first else 0) + first))
+    carets = "^" * max(1, width)
     caret_line = " " * offset + carets
     if diagnostic.label:
         caret_line += " " + diagnostic.label

@@ -131,7 +131,7 @@ def test_a_missing_path_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixtur
     missing = tmp_path / "rulez"
     assert main(["check", str(rules), str(missing)]) == 1
     out, err = capsys.readouterr()
-    assert f"{missing}: no such file or folder [no-such-path]" in out
+    assert f"{missing}: error: no such file or folder [no-such-path]" in out
     assert err == "1 error in 1 file\n"
 
 

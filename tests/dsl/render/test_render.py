@@ -99,13 +99,21 @@ def test_a_span_over_several_lines_is_underlined_to_the_end_of_its_first_line() 
 
 
 def test_without_a_source_only_the_first_line_the_label_and_the_notes() -> None:
-    d = error("no-such-path", "rulez: no such file or folder", Source("rulez", "").span(0, 0))
+    d = error("no-such-path", "no such file or folder", Source("rulez", "").span(0, 0))
     d2 = Diagnostic(d.code, d.severity, d.message, d.span, "a label", ("a note",))
-    assert render_text(d2, None) == (
-        "rulez:1:1: error: rulez: no such file or folder [no-such-path]\n"
-        "    a label\n"
-        "    note: a note"
+    assert render_text(d2, None) == (  # no line and column: it is about the path
+        "rulez: error: no such file or folder [no-such-path]\n    a label\n    note: a note"
     )
+
+
+def test_a_long_line_is_shown_as_a_window_around_its_fault() -> None:
+    line = "let x = " + " + ".join(["1"] * 200) + " + oops"
+    source = Source("r.rules", line + "\n")
+    start = line.index("oops")
+    text = render_text(error("syntax", "bad", source.span(start, start + 4)), source)
+    shown, carets = text.splitlines()[1:3]
+    assert shown.startswith("    …") and len(shown) < 140
+    assert shown[carets.index("^") : carets.rindex("^") + 1] == "oops"
 
 
 def test_several_diagnostics_are_separated_by_a_blank_line() -> None:
