@@ -211,7 +211,7 @@ _STATEMENT_WORDS = frozenset(
 
 
 # `when 2` just before the `.` of `when 2.5 ...`: a count with a fraction.
-_COUNT_BEFORE = re.compile(r"\bwhen\s+(\d+)\Z")
+_COUNT_BEFORE = re.compile(r"\b(when|limit)\s+(\d+)\Z")
 # A word that takes a name, then a keyword (read as that name), up to where the error is.
 _KEYWORD_AS_NAME = re.compile(
     r"(?<![.\w])(rule|emit|entered|left|as|when|on|goal|by)\s+([A-Za-z_]\w*)\s*\Z"
@@ -267,6 +267,19 @@ def _other_language(source: Source, token: Token, text: str, span: Span) -> Diag
         )
     if text == "," and before.isdigit() and whole[span.end : span.end + 1].isdigit():
         return error("syntax", "a number takes a decimal point, not a comma: `1.5`", span)
+    if text == "-" and before.isalnum() and whole[span.end : span.end + 1].isalpha():
+        start = span.start
+        while start > 0 and (whole[start - 1].isalnum() or whole[start - 1] in "_-"):
+            start -= 1
+        stop = span.end
+        while stop < len(whole) and (whole[stop].isalnum() or whole[stop] in "_-"):
+            stop += 1
+        name = whole[start:stop]
+        return error(
+            "syntax",
+            f"a name cannot hold `-`: write `{name.replace('-', '_')}`",
+            source.span(start, stop),
+        )
     if text == "/" and whole[span.end : span.end + 1] == "/":
         return error("syntax", "comments start with `#`", source.span(span.start, span.start + 2))
     return None
@@ -365,15 +378,20 @@ def _unexpected_token(
             "such as `rule abandoned_cart`",
         )
     count = _COUNT_BEFORE.search(source.text, max(0, span.start - 100), span.start)
-    if text == "." and count is not None:  # `when 2.5 page_viewed within 1h`
+    if text == "." and count is not None:  # `when 2.5 page_viewed within 1h`, `limit 2.5 per 1d`
         decimals = re.match(r"\d*", after)
         stop = span.end + (decimals.end() if decimals else 0)
+        what, example = (
+            ("a count", "`3 page_viewed within 7d`")
+            if count.group(1) == "when"
+            else ("a limit", "`limit 2 per 1d`")
+        )
         return error(
             "syntax",
-            f"`{source.text[count.start(1) : stop]}` is not a count: `N E within D` counts "
-            "whole events",
-            source.span(count.start(1), stop),
-            "such as `3 page_viewed within 7d`",
+            f"`{source.text[count.start(2) : stop]}` is not {what}: it counts whole "
+            + ("events" if count.group(1) == "when" else "firings"),
+            source.span(count.start(2), stop),
+            f"such as {example}",
         )
     slip = _other_language(source, token, text, span)
     if slip is not None:
