@@ -8,6 +8,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from nudge.engine.stores.redis import pooled_client
+
 __all__ = ["AnyRedis", "redis_from_url"]
 
 AnyRedis: TypeAlias = Redis | RedisCluster
@@ -31,4 +33,4 @@ def redis_from_url(url: str, **options: Any) -> AnyRedis:
     plain = urlunsplit(parts._replace(query=urlencode(kept)))
     if cluster:
         return RedisCluster.from_url(plain, **options)
-    return Redis.from_url(plain, **options)
+    return pooled_client(plain, **options)  # commands wait for a free connection

@@ -80,14 +80,21 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ..events import Event
 from ..partitioning import partition_for
 from ..state import ContactState, Timer, TimerRef, TimerSummary
 
-__all__ = ["PreparedSave", "RedisStore", "StoreConfigError", "StoreDataError", "client_from_url"]
+__all__ = [
+    "PreparedSave",
+    "RedisStore",
+    "StoreConfigError",
+    "StoreDataError",
+    "client_from_url",
+    "pooled_client",
+]
 
 SEP = "\x1f"
 _SEP = SEP.encode()
@@ -746,7 +753,20 @@ def client_from_url(
     url, from_query = _split_cluster_flag(url)
     if from_query if cluster is None else cluster:
         return RedisCluster.from_url(url, **options)
-    return Redis.from_url(url, **options)
+    return pooled_client(url, **options)
+
+
+POOL_SIZE = 64  # connections a client keeps to one Redis node
+POOL_WAIT = 30.0  # seconds a command waits for one of them before it fails
+
+
+def pooled_client(url: str, **options: Any) -> Redis:
+    """A single-node client whose commands wait for a free connection when all `POOL_SIZE`
+    are busy (redis-py's own pool fails at once instead: `nudge deliver`, with a thousand
+    deliveries at work, lost ledger records to it)."""
+    size = options.pop("max_connections", POOL_SIZE)
+    pool = BlockingConnectionPool.from_url(url, max_connections=size, timeout=POOL_WAIT, **options)
+    return Redis.from_pool(pool)
 
 
 def _split_cluster_flag(url: str) -> tuple[str, bool]:
