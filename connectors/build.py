@@ -118,7 +118,16 @@ def build_connectors(
 ) -> dict[str, Connector]:
     """A connector for every action kind."""
     check_delivery_settings(settings)
-    templates = templates or Templates(settings.templates_dir)
+    if templates is None:
+        folder = settings.templates_dir
+        if not folder.is_dir():
+            _log.warning(
+                "delivery.no_templates",
+                path=str(folder),
+                note="every email and sms will fail (missing template): set `templates`, or "
+                "`rules` to the folder beside which `templates/` lies",
+            )
+        templates = Templates(folder)
     tracker = Tracker(tracking_secret(settings), settings.tracking_url)
     connectors: dict[str, Connector] = {"show": ShowConnector(content_store)}
 

@@ -79,7 +79,7 @@ class SystemClock:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    max_attempts: int = 5
+    max_attempts: int = 12  # with full jitter, about 9 minutes of retries in all
     base_delay: float = 1.0
     max_delay: float = 300.0
 

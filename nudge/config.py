@@ -114,7 +114,7 @@ class Settings:
     rate_sms: float = _setting(10.0, "float", minimum=0)
     rate_webhook: float = _setting(50.0, "float", minimum=0)
     rate_audience: float = _setting(10.0, "float", minimum=0)
-    retry_max_attempts: int = _setting(5, "int", minimum=1)
+    retry_max_attempts: int = _setting(12, "int", minimum=1)
     retry_base_delay: float = _setting(1.0, "duration")
     retry_max_delay: float = _setting(300.0, "duration")
     ledger_ttl: float = _setting(30 * _DAY, "duration")

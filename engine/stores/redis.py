@@ -658,6 +658,11 @@ class RedisStore:
         pipe.hsetnx(self._meta_key, "partitions", str(self.partitions))
         return 1
 
+    async def check_layout(self) -> None:
+        """Refuse, now rather than at the first timer, an index built for another partition
+        count (`StoreConfigError`)."""
+        await self._check_meta()
+
     async def _check_meta(self) -> None:
         """Once per store: refuse an index built for another partition count."""
         if self._meta_checked:
@@ -667,7 +672,8 @@ class RedisStore:
             raise StoreConfigError(
                 f"the timer index under {self.key_prefix!r} was built for {int(stored)} "
                 f"partitions, this store has {self.partitions}: use the same count (the "
-                "Kafka topic's partitions) or another key_prefix"
+                "Kafka topic's partitions, the `partitions` setting) or another "
+                "`redis_key_prefix`"
             )
         self._meta_checked = True
         self._meta_written = stored is not None

@@ -99,7 +99,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--partitions",
         type=positive,
         help="with --state redis://: shards of the timer index, as the Kafka topic's partitions "
-        "(default 8; in memory there is one, the output is the same)",
+        "(default: the `partitions` setting, NUDGE_PARTITIONS or nudge.toml, 8; in memory "
+        "there is one, the output is the same)",
     )
 
 
@@ -128,12 +129,13 @@ def open_store(url: str | None, partitions: int | None = None) -> ContactStore:
 
         # The Redis store is optional at import time: only `--state redis://` needs it.
         redis_store = importlib.import_module("nudge.engine.stores.redis")
+        settings = load_settings()  # `partitions` and `state_cache`, as the worker reads them
         # Kept states (the worker's `state_cache` setting): a replay saves and loads the
         # same contacts again and again.
         store: ContactStore = redis_store.RedisStore.from_url(
             url,
-            partitions=8 if partitions is None else partitions,
-            state_cache=load_settings().state_cache,
+            partitions=settings.partitions if partitions is None else partitions,
+            state_cache=settings.state_cache,
         )
         return store
     raise ValueError(f"unknown --state `{url}`: use memory or redis://host:port/db")

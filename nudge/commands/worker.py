@@ -148,12 +148,14 @@ class Services:
             import importlib
 
             redis_store = importlib.import_module("nudge.engine.stores.redis")
-            store = redis_store.RedisStore.from_url(
+            redis = redis_store.RedisStore.from_url(
                 settings.redis_url,
                 partitions=p,
                 key_prefix=settings.redis_key_prefix,
                 state_cache=settings.state_cache,
             )
+            await redis.check_layout()  # a partition count other than the index's: refused
+            store = redis
             marks = RedisMarks(
                 settings.redis_url, settings.actions_topic, settings.redis_key_prefix
             )

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog
+import structlog.testing
 from structlog.testing import capture_logs
 
 from nudge.config import ConfigError, Settings
@@ -89,7 +91,12 @@ async def test_a_missing_template_fails_in_the_outbox_too(
     tmp_path: Path, make_action: Callable[..., dict[str, Any]], dead_letters: Any
 ) -> None:
     settings = Settings(outbox=str(tmp_path), templates=str(tmp_path / "none"))
-    dispatcher = build_dispatcher(settings, on_dead_letter=dead_letters)
+    with structlog.testing.capture_logs() as logs:
+        dispatcher = build_dispatcher(settings, on_dead_letter=dead_letters)
+    # said at the start, not only by every failed email
+    assert [x["path"] for x in logs if x["event"] == "delivery.no_templates"] == [
+        str(tmp_path / "none")
+    ]
     outcome = await dispatcher.deliver(make_action("email"))
     assert outcome is not None and outcome.status == "failed"
     [line] = read_lines(tmp_path / "email.jsonl")

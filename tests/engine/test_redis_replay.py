@@ -74,6 +74,24 @@ def test_replay_in_two_runs_on_redis_gives_the_actions_of_one_run_in_memory(
     assert again == b""
 
 
+def test_replay_on_redis_builds_its_timer_index_for_the_partitions_setting(
+    tmp_path: Path,
+    replay_url: str,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what the operations guide says to run when the partition count changes
+    monkeypatch.setenv("NUDGE_PARTITIONS", "4")
+    monkeypatch.chdir(tmp_path)  # no nudge.toml here
+    events = _write(tmp_path / "events.jsonl", list(generate(20, 100, seed=3)))
+    _replay(events, capsysbinary, "--state", replay_url)
+    client = redis.Redis.from_url(replay_url)
+    try:
+        assert client.hget("nudge:meta", "partitions") == b"4"
+    finally:
+        client.close()
+
+
 def test_replay_twice_on_redis_acts_once(
     tmp_path: Path, replay_url: str, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:

@@ -526,6 +526,10 @@ async def test_a_store_with_another_partition_count_refuses(
     try:
         with pytest.raises(StoreConfigError, match=f"built for {PARTITIONS} partitions"):
             await other.due_timers(math.inf)
+        # what the worker asks at its start, so that it is refused then (not at a timer)
+        with pytest.raises(StoreConfigError, match="another `redis_key_prefix`"):
+            await other.check_layout()
+        await store.check_layout()  # the same count: fine
     finally:
         await other.close()
 
