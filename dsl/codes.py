@@ -502,6 +502,16 @@ _ALL: tuple[Code, ...] = (
         "    exit on order_completed\nend\n",
     ),
     Code(
+        "useless-goal",
+        W,
+        "`goal` in a rule that sends nothing",
+        "A conversion counts for the latest rule that sent the contact something (an email, an "
+        "sms or a webhook) within the goal's window; a rule without a `send` step never has, "
+        "so its goal never counts. Audience changes, `show` and score changes are no sends.",
+        "rule r\n    when cart_updated\n    then\n        score += 5\n"
+        "    goal order_completed within 3d\nend\n",
+    ),
+    Code(
         "emit-loop",
         W,
         "a rule emits the event it triggers on",
