@@ -247,8 +247,9 @@ def event_to_data(event: Event) -> dict[str, Any]:
         "contact_id": event.contact_id,
         "ts": event.ts,
         "timestamp": event.timestamp,
-        "properties": event.properties,
     }
+    if event.properties is not event.traits:  # an identify's fields are its traits: kept once
+        out["properties"] = event.properties
     if event.traits is not None:
         out["traits"] = event.traits
     if event.anonymous_id is not None:
@@ -259,14 +260,18 @@ def event_to_data(event: Event) -> dict[str, Any]:
 
 
 def event_from_data(obj: dict[str, Any]) -> Event:
+    traits = obj.get("traits")
+    properties = obj.get("properties")
+    if properties is None:
+        properties = {} if traits is None else traits
     return Event(
         obj["id"],
         obj["event"],
         obj["contact_id"],
         float(obj["ts"]),
         obj["timestamp"],
-        obj.get("properties") or {},
-        obj.get("traits"),
+        properties,
+        traits,
         obj.get("anonymous_id"),
         obj.get("inbound", True),
     )

@@ -35,6 +35,20 @@ def test_round_trip_through_json() -> None:
     assert back.timers["wait:r:e2:1"].payload["bindings"]["event"].inbound is False
 
 
+def test_an_identify_s_traits_stay_its_fields_through_json_and_are_kept_once() -> None:
+    traits = {"email": "ann@corp.com"}
+    state = ContactState("c-1")
+    state.last_inbound = Event(
+        "i1", "identify", "c-1", 10.0, "1970-01-01T00:00:10Z", traits, traits
+    )
+    data = state.to_dict()
+    assert "properties" not in data["last_inbound"]  # written once, as traits
+    back = ContactState.from_dict(orjson.loads(orjson.dumps(data)))
+    assert back == state
+    assert back.last_inbound is not None
+    assert back.last_inbound.properties["email"] == "ann@corp.com"
+
+
 def test_to_json_is_the_json_of_to_dict_every_time() -> None:
     state = ContactState("c-1", traits={"stage": "lead"}, seen={"e1": 10.0})
     event = Event("e1", "cart_updated", "c-1", 10.0, "1970-01-01T00:00:10Z", {"value": 3.5})
