@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
+from dataclasses import replace
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -348,7 +349,7 @@ def _unexpected_token(
     expected = set(exc.accepts or exc.expected)
     label = _example_label(exc)
     if token.type == "$END":
-        last = len(source.text[:end_of_text].rstrip())
+        last = len(STRING_OR_COMMENT.sub(blank_comment, source.text[:end_of_text]).rstrip())
         span = source.span(last, last)
         if "END" in expected:
             taken = _keyword_taken_as_name(source, last)
@@ -564,10 +565,35 @@ _CHARACTER_HINTS = {
 }
 
 
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+
+
+def _with_open_bracket(source: Source, offset: int, end: int, found: Diagnostic) -> Diagnostic:
+    """`found`, with a note naming the bracket that is never closed, when the fault is on a
+    later line than that bracket (`let nordic = ["SE", "NO"` and the next declaration)."""
+    text = masked(source.text[offset:end])
+    fault = found.span.start - offset
+    opened: list[int] = []
+    unclosed: int | None = None
+    for i, ch in enumerate(text):
+        if ch in _CLOSING:
+            opened.append(i)
+        elif ch in _CLOSING.values() and opened and _CLOSING[text[opened[-1]]] == ch:
+            opened.pop()
+        if i == fault - 1 and opened:
+            unclosed = opened[-1]
+    if unclosed is None or unclosed not in opened or "\n" not in text[unclosed:fault]:
+        return found  # none open at the fault, closed later after all, or on the fault's line
+    at = source.span(offset + unclosed, offset + unclosed + 1)
+    note = f"the `{text[unclosed]}` opened at {at.line}:{at.column} is never closed"
+    return replace(found, notes=(*found.notes, note))
+
+
 def syntax_error(source: Source, exc: UnexpectedInput, offset: int, end_of_text: int) -> Diagnostic:
     """A Lark error in the text starting at `offset` as a diagnostic on the whole file."""
     if isinstance(exc, UnexpectedToken):
-        return _unexpected_token(source, exc, offset, end_of_text)
+        found = _unexpected_token(source, exc, offset, end_of_text)
+        return _with_open_bracket(source, offset, end_of_text, found)
     last = len(source.text[:end_of_text].rstrip())
     if isinstance(exc, UnexpectedCharacters):
         pos = (exc.pos_in_stream or 0) + offset
