@@ -107,7 +107,7 @@ class _Build(Transformer[Token, Any]):
         digits = text[:-1]
         # past 18 digits, a duration longer than anything (`long-duration` says so); Python
         # refuses to read integers of over 4,300 digits at all
-        amount = int(digits) if len(digits) <= 18 else _LONGEST
+        amount = int(digits) if len(digits.lstrip("0")) <= 18 else _LONGEST
         return ast.Duration(amount, text[-1], self._span(meta))
 
     @v_args(meta=True)
@@ -446,7 +446,7 @@ class _Build(Transformer[Token, Any]):
         if any(c in text for c in ".eE"):
             value = float(text)
         else:  # past 4,300 digits Python reads no integer: past any float anyway
-            value = int(text) if len(text) <= 4000 else math.inf
+            value = int(text) if len(text.lstrip("0")) <= 4000 else math.inf
         if type(value) is int and value not in _INT64:  # as arithmetic past 64 bits: a float
             try:
                 value = float(value)

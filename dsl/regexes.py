@@ -108,13 +108,31 @@ def _nested_repeat(items: list[Any], folded: bool) -> str | None:
 
 
 def _alike(branches: list[Any], folded: bool) -> bool:
-    """Whether two of the alternatives can start with the same character."""
+    """Whether two of the alternatives can start alike: when both are runs of single
+    characters (`sat`, `sun`), whether one can match the start of what the other matches;
+    else whether they can start with the same character."""
+    runs = [_run(list(branch), folded) for branch in branches]
     firsts = [_first(list(branch), folded) for branch in branches]
-    for i, one in enumerate(firsts):
-        for other in firsts[i + 1 :]:
-            if any(one(ch) and other(ch) for ch in _SAMPLE):
+    for i in range(len(branches)):
+        for j in range(i + 1, len(branches)):
+            one, other = runs[i], runs[j]
+            if one is not None and other is not None:
+                if all(_overlap(x, y) for x, y in zip(one, other, strict=False)):
+                    return True
+            elif _overlap(firsts[i], firsts[j]):
                 return True
     return False
+
+
+def _run(items: list[Any], folded: bool) -> list[Callable[[str], bool]] | None:
+    """The character tests of a sequence of single characters (`sat`, `[a-z]x`); None for
+    anything else."""
+    tests = [_one_char(op, arg, folded) for op, arg in items]
+    return None if any(t is None for t in tests) else [t for t in tests if t is not None]
+
+
+def _overlap(one: Callable[[str], bool], other: Callable[[str], bool]) -> bool:
+    return any(one(ch) and other(ch) for ch in _SAMPLE)
 
 
 def _first(items: list[Any], folded: bool) -> Callable[[str], bool]:

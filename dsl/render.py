@@ -110,7 +110,7 @@ def _snippet(diagnostic: Diagnostic, source: Source | None) -> list[str]:
     body = shown[indent:]
     offset = max(0, _width(before) - _width(shown[:indent]))
     width = max(1, _width(marked))
-    if len(body) > _LONGEST_LINE:  # a window of the line around the fault
+    if len(body) > _LONGEST_LINE and _width(body) == len(body):  # a window around the fault
         first = max(0, offset - _LONGEST_LINE // 3)
         last = min(len(body), first + _LONGEST_LINE)
         body = ("…" if first else "") + body[first:last] + ("…" if last < len(body) else "")

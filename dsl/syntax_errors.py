@@ -291,7 +291,12 @@ _TRIGGER_WORD = re.compile(r"(?<![.\w])when\s+([A-Za-z_]\w*)\s+\Z")
 _TRIGGER_WORDS = {"inactive": "inactive for", "entered": "entered"}
 
 
-def _misspelt_trigger(source: Source, end: int) -> Diagnostic | None:
+def _misspelt_trigger(source: Source, end: int, token: Token) -> Diagnostic | None:
+    text = str(token)
+    fits = {  # what comes after the meant word: `inactive for 30d`, `entered vip`
+        "inactive": text == "for" or text[:1].isdigit(),
+        "entered": token.type in ("NAME", "HEAD") and text not in keyword_texts().values(),
+    }
     begin = max(0, end - 100)
     found = _TRIGGER_WORD.search(masked(source.text[begin:end]))
     if found is None:
@@ -300,11 +305,16 @@ def _misspelt_trigger(source: Source, end: int) -> Diagnostic | None:
     meant = did_you_mean(word, _TRIGGER_WORDS)
     if meant is None or meant == word or "_" in word or abs(len(word) - len(meant)) > 2:
         return None  # `entered_vip` is an event type of its own
+    if not fits[meant]:
+        return None  # `when active` and `then` forgotten: not a trigger word
     return error(
         "syntax",
         f"unexpected `{word}` (did you mean `{_TRIGGER_WORDS[meant]}`?)",
         source.span(begin + found.start(1), begin + found.end(1)),
     )
+
+
+_TRIGGER_STARTS = frozenset({"inactive", "entered", "left", "count", "not", "followed"})
 
 
 def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
@@ -314,6 +324,8 @@ def _keyword_taken_as_name(source: Source, end: int) -> Diagnostic | None:
     found = _KEYWORD_AS_NAME.search(masked(source.text[begin:end]))  # not in comments
     if found is None or found.group(2) not in keyword_texts().values():
         return None
+    if found.group(1) == "when" and found.group(2) in _TRIGGER_STARTS:
+        return None  # `when inactive 30d`: a trigger, gone wrong further on
     message, label = _NAME_AFTER[found.group(1)]
     return error(
         "syntax",
@@ -337,8 +349,8 @@ def _multi_word_hint(text: str, after: str, expected: set[str]) -> str | None:
         if did_you_mean(written, {keyword}) is not None:
             return keyword
         first, second = keyword.split()[:2]
-        if did_you_mean(text, {first}) is not None and following[:1] != [second]:
-            return keyword  # `followed order_completed`: a word of it left out
+        if text != "not" and did_you_mean(text, {first}) is not None and following[:1] != [second]:
+            return keyword  # `followed order_completed`: a word of it left out (`not` is more)
     return None
 
 
@@ -389,8 +401,8 @@ def _unexpected_token(
         )
         return error(
             "syntax",
-            f"`{source.text[count.start(2) : stop]}` is not {what}: it counts whole "
-            + ("events" if count.group(1) == "when" else "firings"),
+            f"`{source.text[count.start(2) : stop]}` is not {what}: "
+            + ("it counts whole events" if count.group(1) == "when" else "it is a whole number"),
             source.span(count.start(2), stop),
             f"such as {example}",
         )
@@ -400,7 +412,7 @@ def _unexpected_token(
     taken = _keyword_taken_as_name(source, span.start)
     if taken is not None:
         return taken
-    trigger = _misspelt_trigger(source, span.start)
+    trigger = _misspelt_trigger(source, span.start, token)
     if trigger is not None:
         return trigger
     if token.type == "EQUAL" and "COMPARE_OP" in expected:
@@ -582,7 +594,12 @@ def _with_open_bracket(source: Source, offset: int, end: int, found: Diagnostic)
             opened.pop()
         if i == fault - 1 and opened:
             unclosed = opened[-1]
-    if unclosed is None or unclosed not in opened or "\n" not in text[unclosed:fault]:
+    if (
+        not found.message.startswith("unexpected end of")  # a declaration that runs out
+        or unclosed is None
+        or unclosed not in opened
+        or "\n" not in text[unclosed:fault]
+    ):
         return found  # none open at the fault, closed later after all, or on the fault's line
     at = source.span(offset + unclosed, offset + unclosed + 1)
     note = f"the `{text[unclosed]}` opened at {at.line}:{at.column} is never closed"

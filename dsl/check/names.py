@@ -62,14 +62,12 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
     return out
 
 
-# Words that begin a step, a clause or a part of a trigger: taken for an event type, they are
-# the next line's statement read as the name a line above lacked. (An event type named
-# `contact` or `event` is allowed: `contact` and `event` keep their meaning in expressions.)
+# Keywords that cannot be meant as an event type: taken for one, they are the next line's
+# clause read as the name a line above lacked (`exit on`, then `once`). Other keywords may
+# name event types (`when test`, `when score`), as LANGUAGE.md allows any such name.
 _STATEMENT_WORDS = frozenset(
-    {"rule", "when", "then", "end", "if", "send", "audience", "show", "set", "unset", "score",
-     "emit", "wait", "stop", "exit", "limit", "once", "quiet", "no", "priority", "goal",
-     "where", "as", "within", "followed", "not", "test", "let", "segment", "policy"}
-)  # fmt: skip
+    {"rule", "when", "then", "end", "if", "once", "where", "as", "within", "followed", "not"}
+)
 
 
 def _misspelt_events(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:

@@ -82,7 +82,7 @@ def _clauses(rule: ast.Rule) -> list[Diagnostic]:
                     )
                 )
     # a goal credits a rule that sent something: email, sms or a webhook
-    if not any(isinstance(s, ast.Send) for s in rule.steps):
+    if rule.steps and not any(isinstance(s, ast.Send) for s in rule.steps):
         for clause in rule.clauses:
             if isinstance(clause, ast.Goal):
                 out.append(

@@ -421,8 +421,15 @@ class _Types:
                     label(),
                     "to compare an age, write `now - <time> > 5d` or `days_since(<time>) > 5`",
                 )
-            literal = expr.right if a == "duration" else expr.left if b == "duration" else None
+            literal, age = (expr.right, expr.left) if a == "duration" else (expr.left, expr.right)
             if (
+                "duration" in (a, b)
+                # an age (`now - t`) or a duration as written; `(now - t) / 86400` is a number
+                and (
+                    isinstance(age, ast.Duration | ast.Path)
+                    or (isinstance(age, ast.Binary) and age.op == "-")
+                )
+            ) and (
                 isinstance(literal, ast.Literal)
                 and type(literal.value) in (int, float)
                 and literal.value != 0

@@ -135,6 +135,7 @@ def open_store(url: str | None, partitions: int | None = None) -> ContactStore:
         store: ContactStore = redis_store.RedisStore.from_url(
             url,
             partitions=settings.partitions if partitions is None else partitions,
+            key_prefix=settings.redis_key_prefix,  # the workers' keys
             state_cache=settings.state_cache,
         )
         return store

@@ -74,7 +74,7 @@ def test_replay_in_two_runs_on_redis_gives_the_actions_of_one_run_in_memory(
     assert again == b""
 
 
-def test_replay_on_redis_builds_its_timer_index_for_the_partitions_setting(
+def test_replay_on_redis_builds_its_timer_index_as_the_settings_say(
     tmp_path: Path,
     replay_url: str,
     capsysbinary: pytest.CaptureFixture[bytes],
@@ -82,12 +82,14 @@ def test_replay_on_redis_builds_its_timer_index_for_the_partitions_setting(
 ) -> None:
     # what the operations guide says to run when the partition count changes
     monkeypatch.setenv("NUDGE_PARTITIONS", "4")
+    monkeypatch.setenv("NUDGE_REDIS_KEY_PREFIX", "shop")  # the workers' keys
     monkeypatch.chdir(tmp_path)  # no nudge.toml here
     events = _write(tmp_path / "events.jsonl", list(generate(20, 100, seed=3)))
     _replay(events, capsysbinary, "--state", replay_url)
     client = redis.Redis.from_url(replay_url)
     try:
-        assert client.hget("nudge:meta", "partitions") == b"4"
+        assert client.hget("shop:meta", "partitions") == b"4"
+        assert not client.exists("nudge:meta")
     finally:
         client.close()
 

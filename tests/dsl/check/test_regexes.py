@@ -31,6 +31,7 @@ SAFE = [
     r"(\.(com|org))+",
     r"(\w|-)+",
     r"^(/(a|ab))*$",  # alternatives alike, but each round starts with a `/`
+    r"^(?:mon|tue|wed|thu|fri|sat|sun)+$",  # `sat` and `sun` start alike, then part
 ]
 
 EXPONENTIAL = [
