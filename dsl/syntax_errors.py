@@ -276,6 +276,12 @@ def _other_language(source: Source, token: Token, text: str, span: Span) -> Diag
         while stop < len(whole) and (whole[stop].isalnum() or whole[stop] in "_-"):
             stop += 1
         name = whole[start:stop]
+        if whole[stop:].lstrip(" \t").startswith(":"):  # an object's key: quoting keeps it
+            return error(
+                "syntax",
+                f'a key with `-` is written in quotes: `"{name}":`',
+                source.span(start, stop),
+            )
         return error(
             "syntax",
             f"a name cannot hold `-`: write `{name.replace('-', '_')}`",
