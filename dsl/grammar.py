@@ -18,6 +18,8 @@ from lark.lexer import PatternStr
 
 __all__ = [
     "COMMENT",
+    "STATEMENT_STARTS",
+    "STATEMENT_WORDS",
     "STRING_OR_COMMENT",
     "GluedKeyword",
     "blank_comment",
@@ -102,6 +104,19 @@ def keyword_texts() -> dict[str, str]:
         for t in lark_parser().terminals
         if isinstance(t.pattern, PatternStr) and t.pattern.value.isalpha()
     }
+
+
+# The words that start a line of a rule's body (steps, clauses, `end`) or of a test.
+STATEMENT_WORDS = frozenset(
+    {
+        "send", "audience", "show", "set", "unset", "score", "emit", "wait", "stop",
+        "exit", "limit", "once", "quiet", "no", "priority", "goal", "end",
+        "given", "at", "expect",
+    }
+)  # fmt: skip
+
+# Words a statement starts with (the rest are continuation lines).
+STATEMENT_STARTS = STATEMENT_WORDS | {"when", "if", "then", "rule", "test"}
 
 
 _BLANK_OR_COMMENTS = re.compile(r"(?:\s|#[^\n]*)*")

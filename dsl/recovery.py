@@ -15,7 +15,14 @@ from lark.exceptions import UnexpectedInput
 
 from . import ast
 from .diagnostics import Diagnostic, did_you_mean
-from .grammar import GluedKeyword, keyword_texts, masked, parse_text
+from .grammar import (
+    STATEMENT_STARTS,
+    STATEMENT_WORDS,
+    GluedKeyword,
+    keyword_texts,
+    masked,
+    parse_text,
+)
 from .source import Source
 
 __all__ = ["ParsePiece", "pieces", "recover"]
@@ -53,16 +60,6 @@ def pieces(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
-# The words that start a line of a rule's body (steps, clauses, `end`) or of a test.
-_STATEMENT_WORDS = frozenset(
-    {
-        "send", "audience", "show", "set", "unset", "score", "emit", "wait", "stop",
-        "exit", "limit", "once", "quiet", "no", "priority", "goal", "end",
-        "given", "at", "expect",
-    }
-)  # fmt: skip
-
-
 _FIRST_WORD = re.compile(r"[ \t]*([A-Za-z_]\w*)")
 
 
@@ -77,10 +74,6 @@ _IF_ALONE = "rule r__ when e__\n{}\nthen\nend\n"
 
 
 _WHEN_ALONE = "rule r__\n{}\nthen\nend\n"
-
-
-# Words a statement starts with (the rest are continuation lines).
-_STATEMENT_STARTS = _STATEMENT_WORDS | {"when", "if", "then", "rule", "test"}
 
 
 _MAX_RECOVERIES = 16
@@ -142,11 +135,11 @@ def _statement_at(text: str, start: int, end: int, at: int) -> _Statement | None
     word = None if first_word is None else first_word.group(1)
     body = _body_start(text, start, end)
     if body is not None and at >= body[1]:
-        return _Statement(at, _statement_end(text, at, end, _STATEMENT_WORDS), _ALONE[body[0]])
+        return _Statement(at, _statement_end(text, at, end, STATEMENT_WORDS), _ALONE[body[0]])
     head = _FIRST_WORD.match(text, start)
     if head is None or head.group(1) != "rule" or word not in ("if", "when"):
         return None
-    stop = _statement_end(text, at, end, _STATEMENT_WORDS | {"then", "if"})
+    stop = _statement_end(text, at, end, STATEMENT_WORDS | {"then", "if"})
     then = _THEN.search(masked(text[at:stop]))
     if then is not None:  # `if a == 1 then` on one line
         stop = at + then.start()
@@ -263,10 +256,10 @@ def _statement_start(text: str, start: int, at: int) -> int:
     while line > start:
         word = _FIRST_WORD.match(text, line)
         if word is not None and (
-            word.group(1) in _STATEMENT_STARTS
+            word.group(1) in STATEMENT_STARTS
             or (  # a misspelt one (`tehn`) starts a statement too
                 word.group(1) not in keyword_texts().values()
-                and did_you_mean(word.group(1), _STATEMENT_STARTS) is not None
+                and did_you_mean(word.group(1), STATEMENT_STARTS) is not None
             )
         ):
             return line

@@ -242,8 +242,8 @@ def _chars(items: list[Any], folded: bool) -> Callable[[str], bool]:
             if test is not None:
                 tests.append(test)
         elif op not in (*_REPEATS, _parser.SUBPATTERN, _parser.BRANCH, _parser.AT):
-            return lambda ch: True  # something not followed here: it may match anything
-    return lambda ch: any(test(ch) for test in tests)
+            return _anything  # something not followed here: it may match anything
+    return _any_of(tests)
 
 
 def _literal(code: int, folded: bool) -> Callable[[str], bool]:

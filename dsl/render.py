@@ -113,9 +113,10 @@ def _snippet(diagnostic: Diagnostic, source: Source | None) -> list[str]:
     if len(body) > _LONGEST_LINE and _width(body) == len(body):  # a window around the fault
         first = max(0, offset - _LONGEST_LINE // 3)
         last = min(len(body), first + _LONGEST_LINE)
-        body = ("…" if first else "") + body[first:last] + ("…" if last < len(body) else "")
-        offset = offset - first + (1 if first else 0)
-        width = min(width, last - (offset - (1 if first else 0) + first))
+        lead = "…" if first else ""
+        width = min(width, last - offset)  # the carets end with the window
+        body = lead + body[first:last] + ("…" if last < len(body) else "")
+        offset = offset - first + len(lead)
     carets = "^" * max(1, width)
     caret_line = " " * offset + carets
     if diagnostic.label:

@@ -18,6 +18,7 @@ from .ast import TYPE_NAMES
 from .diagnostics import Diagnostic, did_you_mean, error, or_list
 from .grammar import (
     COMMENT,
+    STATEMENT_STARTS,
     STRING_OR_COMMENT,
     GluedKeyword,
     blank_comment,
@@ -199,16 +200,9 @@ def _stray_with(source: Source, start: int, at: int) -> str:
     text = masked(source.text[start:at])
     for line in reversed(text.splitlines()):
         words = line.split()
-        if words and words[0] in _STATEMENT_WORDS:
+        if words and words[0] in STATEMENT_STARTS:
             return _WITH_MESSAGES.get(words[0], "unexpected `with`: only `send` steps carry data")
     return "unexpected `with`: only `send` steps carry data"
-
-
-_STATEMENT_WORDS = frozenset(
-    {"send", "emit", "audience", "show", "set", "unset", "score", "wait", "stop", "exit",
-     "limit", "once", "quiet", "no", "priority", "goal", "expect", "at", "given", "when",
-     "if", "then", "rule", "test"}
-)  # fmt: skip
 
 
 # `when 2` just before the `.` of `when 2.5 ...`: a count with a fraction.

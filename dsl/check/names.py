@@ -48,7 +48,7 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
                 out += _segment_ref(trigger.segment, ctx)
     out += _segment_cycles(ctx)
     for name in _rule_event_names(ruleset):  # `exit on` + `once` on the next line: `exit on once`
-        if name.value in _STATEMENT_WORDS:
+        if name.value in _NEVER_EVENT_TYPES:
             out.append(
                 diagnostic(
                     "reserved-name",
@@ -65,7 +65,7 @@ def check_names(ruleset: ast.Ruleset, ctx: Context) -> list[Diagnostic]:
 # Keywords that cannot be meant as an event type: taken for one, they are the next line's
 # clause read as the name a line above lacked (`exit on`, then `once`). Other keywords may
 # name event types (`when test`, `when score`), as LANGUAGE.md allows any such name.
-_STATEMENT_WORDS = frozenset(
+_NEVER_EVENT_TYPES = frozenset(
     {"rule", "when", "then", "end", "if", "once", "where", "as", "within", "followed", "not"}
 )
 

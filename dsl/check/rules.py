@@ -82,19 +82,18 @@ def _clauses(rule: ast.Rule) -> list[Diagnostic]:
                     )
                 )
     # a goal credits a rule that sent something: email, sms or a webhook
-    if rule.steps and not any(isinstance(s, ast.Send) for s in rule.steps):
-        for clause in rule.clauses:
-            if isinstance(clause, ast.Goal):
-                out.append(
-                    diagnostic(
-                        "useless-goal",
-                        "`goal` never counts in a rule that sends nothing",
-                        clause.span,
-                        "",
-                        "a conversion goes to the latest rule that sent the contact an email, "
-                        "an sms or a webhook within the goal's window",
-                    )
-                )
+    goal = rule.clause(ast.Goal)
+    if goal is not None and rule.steps and not any(isinstance(s, ast.Send) for s in rule.steps):
+        out.append(
+            diagnostic(
+                "useless-goal",
+                "`goal` never counts in a rule that sends nothing",
+                goal.span,
+                "",
+                "a conversion goes to the latest rule that sent the contact an email, "
+                "an sms or a webhook within the goal's window",
+            )
+        )
     return out
 
 
