@@ -53,7 +53,7 @@ def best_channel(traits: dict[str, Any], engagement: dict[str, float]) -> str | 
 
 def is_address(value: Any) -> bool:
     """Whether a value can be sent to: text that is not blank."""
-    return type(value) is str and not value.isspace() and value != ""
+    return type(value) is str and value.strip() != ""
 
 
 def allowed_by_cap(sent: list[float], count: int, per: float, now: float) -> bool:

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from .. import ast
 from ..plan import Fn
+from ..regexes import compile_pattern
 from . import runtime
 from .canon import window_id
 from .fold import NOT_CONSTANT, Folder
@@ -333,11 +334,11 @@ class _Gen:
         (`now`, `event.timestamp + 1d`) become ISO 8601 text."""
         is_time = self.unit.types.get(id(expr)) == "time"
         # time arithmetic past the year 9999 leaves as null; any other time as it is
-        to_text = runtime.sum_text if isinstance(expr, ast.Binary) else runtime.time_text
+        to_text = "sum_text" if isinstance(expr, ast.Binary) else "time_text"
         folded = self.fold(expr)
         if folded is not NOT_CONSTANT:
             if is_time:
-                folded = to_text(folded)
+                folded = runtime.NAMES[to_text](folded)
             return _at(self.constant(folded, fresh=True), expr.span)
         if isinstance(expr, ast.ListExpr):
             return _at(py.List([self.value(i) for i in expr.items], py.Load()), expr.span)
@@ -347,7 +348,7 @@ class _Gen:
             # the contact itself changes as later steps and events run: leave with a copy
             return _at(_call("fresh", self.expr(expr)), expr.span)
         if is_time:
-            return _at(_call(to_text.__name__, self.expr(expr)), expr.span)
+            return _at(_call(to_text, self.expr(expr)), expr.span)
         if isinstance(expr, ast.Binary) and expr.op in ("+", "-"):
             shifted = self.shifted_time(expr)
             if shifted is not None:
@@ -649,7 +650,7 @@ class _Gen:
         return _call("in_const", x, every)
 
     def regex(self, other: ast.Expr, pattern: str) -> py.expr:
-        compiled = runtime.compile_regex(pattern)
+        compiled = compile_pattern(pattern)
         if compiled is None:
             return _const(False)  # not a valid regex: reported by the checker
         bound, value = self.bind(self.expr(other))

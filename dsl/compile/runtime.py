@@ -346,15 +346,9 @@ def endswith(a: Value, b: Value) -> bool:
     return type(a) is str and type(b) is str and a.endswith(b)
 
 
-def compile_regex(pattern: str) -> re.Pattern[str] | None:
-    """A pattern compiled once (None when it is not a valid regular expression, or one
-    that can take exponential time: see `nudge.dsl.regexes`)."""
-    return compile_pattern(pattern)
-
-
 def matches(a: Value, pattern: Value) -> bool:
-    """`a matches "re"`: `re.search`, unanchored; a bad or refused pattern, or a non-string,
-    is false."""
+    """`a matches "re"`: `re.search`, unanchored; a bad or refused pattern (`regexes`), or a
+    non-string, is false."""
     if type(a) is not str or type(pattern) is not str:
         return False
     compiled = compile_pattern(pattern)
